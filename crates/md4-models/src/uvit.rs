@@ -1,0 +1,212 @@
+//! The ImageNet 64×64 denoiser (spec §7.3): a single-resolution U-Net whose middle is a DiT.
+//!
+//! Embed(V+1, F) per sub-pixel → conv3×3 to F → n ResBlocks (skips kept) → DiT → n+1 ResBlocks
+//! on `concat(h, skip)` → conditional GroupNorm → SiLU → zero-initialised conv3×3 to C·V.
+//! ResBlocks use conditional GroupNorm (affine-free GroupNorm, then `·(1+scale)+shift` from a
+//! zero-initialised Dense of the time conditioning) and have no additive time projection.
+
+use crate::dit::{Dit, DitConfig};
+use crate::images::{ImageShape, SubpixelEmbedding, subpixel_logits};
+use crate::layers::{ComputeDtype, Conv2d, KernelInit, Linear, TimeEmbedding, group_norm_plain};
+use crate::unet::channel_dense;
+use anyhow::{Result, ensure};
+use md4_core::{Denoiser, Vocab};
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor, nn};
+
+/// The U-Net + DiT architecture (spec §7.3).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UvitConfig {
+    pub image: ImageShape,
+    /// Values per sub-pixel V (256); the mask id is V.
+    pub vocab_size: i64,
+    /// Sub-pixel embedding size, U-Net width and time-embedding size (256 in the paper).
+    pub feature_dim: i64,
+    /// ResBlocks on the way down (the way up has one more).
+    pub n_layers: i64,
+    pub dit: DitConfig,
+    /// GroupNorm groups (32 in the paper); must divide feature_dim.
+    pub norm_groups: i64,
+    /// Dropout of the ResBlocks and the DiT (0.1 in the paper).
+    pub dropout: f64,
+    pub compute_dtype: ComputeDtype,
+}
+
+impl UvitConfig {
+    pub fn vocab(&self) -> Vocab {
+        Vocab::new(self.vocab_size)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let ImageShape { height, width, channels } = self.image;
+        ensure!(height >= 1 && width >= 1 && channels >= 1, "uvit: image dimensions must be positive");
+        ensure!(self.vocab_size >= 2, "uvit: vocab_size must be at least 2, got {}", self.vocab_size);
+        ensure!(self.feature_dim > 2, "uvit: feature_dim must exceed 2, got {}", self.feature_dim);
+        ensure!(self.n_layers >= 0, "uvit: n_layers must be non-negative, got {}", self.n_layers);
+        ensure!(
+            self.norm_groups >= 1 && self.feature_dim % self.norm_groups == 0,
+            "uvit: norm_groups {} must divide feature_dim {}",
+            self.norm_groups,
+            self.feature_dim
+        );
+        ensure!((0.0..1.0).contains(&self.dropout), "uvit: dropout must lie in [0, 1), got {}", self.dropout);
+        self.dit.validate(height, width)
+    }
+
+    /// Number of parameters, from the architecture alone.
+    pub fn param_count(&self) -> i64 {
+        let (f, v, c) = (self.feature_dim, self.vocab_size, self.image.channels);
+        let res = |i: i64, o: i64| CondResBlock::param_count(i, o, f);
+        (v + 1) * f
+            + TimeEmbedding::param_count(f)
+            + Conv2d::param_count(c * f, f, 3)
+            + self.n_layers * res(f, f)
+            + self.dit.param_count(self.image.height, self.image.width, f, f)
+            + (self.n_layers + 1) * res(2 * f, f)
+            + CondGroupNorm::param_count(f, f)
+            + Conv2d::param_count(f, c * v, 3)
+    }
+}
+
+/// Affine-free GroupNorm modulated by `[scale, shift] = Dense(cond → 2C)` (zero-initialised).
+#[derive(Debug)]
+pub struct CondGroupNorm {
+    pub modulation: Linear,
+    groups: i64,
+}
+
+impl CondGroupNorm {
+    fn new(vs: &nn::Path, channels: i64, cond_dim: i64, groups: i64, cd: ComputeDtype) -> Self {
+        Self {
+            modulation: Linear::new(
+                &(vs / "modulation"),
+                cond_dim,
+                2 * channels,
+                KernelInit::Zeros,
+                true,
+                cd,
+            ),
+            groups,
+        }
+    }
+
+    fn param_count(channels: i64, cond_dim: i64) -> i64 {
+        Linear::param_count(cond_dim, 2 * channels, true)
+    }
+
+    /// `x: [B, C, H, W]`, `cond: [B, F]` → `[B, C, H, W]` f32.
+    fn forward(&self, x: &Tensor, cond: &Tensor) -> Tensor {
+        let b = x.size()[0];
+        let m = self.modulation.forward(cond).to_kind(Kind::Float).view([b, -1, 1, 1]).chunk(2, 1);
+        group_norm_plain(x, self.groups) * (&m[0] + 1.0) + &m[1]
+    }
+}
+
+/// CondGroupNorm → SiLU → conv3×3 → CondGroupNorm → SiLU → dropout → conv3×3 (zero) → + x
+/// (or + Dense(x) when the channel count changes).
+#[derive(Debug)]
+pub struct CondResBlock {
+    pub norm1: CondGroupNorm,
+    pub conv1: Conv2d,
+    pub norm2: CondGroupNorm,
+    pub conv2: Conv2d,
+    pub skip: Option<Linear>,
+    dropout: f64,
+}
+
+impl CondResBlock {
+    fn new(vs: &nn::Path, c_in: i64, c_out: i64, cfg: &UvitConfig) -> Self {
+        let (f, g, cd) = (cfg.feature_dim, cfg.norm_groups, cfg.compute_dtype);
+        Self {
+            norm1: CondGroupNorm::new(&(vs / "norm1"), c_in, f, g, cd),
+            conv1: Conv2d::same3x3(&(vs / "conv1"), c_in, c_out, KernelInit::LECUN, cd),
+            norm2: CondGroupNorm::new(&(vs / "norm2"), c_out, f, g, cd),
+            conv2: Conv2d::same3x3(&(vs / "conv2"), c_out, c_out, KernelInit::Zeros, cd),
+            skip: (c_in != c_out)
+                .then(|| Linear::new(&(vs / "skip"), c_in, c_out, KernelInit::LECUN, true, cd)),
+            dropout: cfg.dropout,
+        }
+    }
+
+    fn param_count(c_in: i64, c_out: i64, cond_dim: i64) -> i64 {
+        let skip = if c_in != c_out { Linear::param_count(c_in, c_out, true) } else { 0 };
+        CondGroupNorm::param_count(c_in, cond_dim)
+            + Conv2d::param_count(c_in, c_out, 3)
+            + CondGroupNorm::param_count(c_out, cond_dim)
+            + Conv2d::param_count(c_out, c_out, 3)
+            + skip
+    }
+
+    fn forward(&self, x: &Tensor, cond: &Tensor, train: bool) -> Tensor {
+        let h = self.conv1.forward(&self.norm1.forward(x, cond).silu());
+        let h = self.norm2.forward(&h, cond).silu().dropout(self.dropout, train);
+        let h = self.conv2.forward(&h);
+        match &self.skip {
+            Some(skip) => channel_dense(skip, x) + h,
+            None => x + h,
+        }
+    }
+}
+
+/// The U-Net + DiT denoiser.
+#[derive(Debug)]
+pub struct Uvit {
+    pub embed: SubpixelEmbedding,
+    pub time_embed: TimeEmbedding,
+    pub conv_in: Conv2d,
+    pub down: Vec<CondResBlock>,
+    pub dit: Dit,
+    pub up: Vec<CondResBlock>,
+    pub norm_out: CondGroupNorm,
+    pub conv_out: Conv2d,
+    cfg: UvitConfig,
+}
+
+impl Uvit {
+    pub fn new(vs: &nn::Path, cfg: &UvitConfig) -> Result<Self> {
+        cfg.validate()?;
+        let (f, c, cd) = (cfg.feature_dim, cfg.image.channels, cfg.compute_dtype);
+        let map = (cfg.image.height, cfg.image.width, f);
+        Ok(Self {
+            embed: SubpixelEmbedding::new(&(vs / "embed"), cfg.image, cfg.vocab().input_rows(), f),
+            time_embed: TimeEmbedding::new(&(vs / "time_embed"), f, cd),
+            conv_in: Conv2d::same3x3(&(vs / "conv_in"), c * f, f, KernelInit::LECUN, cd),
+            down: (0..cfg.n_layers).map(|i| CondResBlock::new(&(vs / "down" / i), f, f, cfg)).collect(),
+            dit: Dit::new(&(vs / "dit"), &cfg.dit, map, f, cfg.dropout, cd)?,
+            up: (0..=cfg.n_layers).map(|i| CondResBlock::new(&(vs / "up" / i), 2 * f, f, cfg)).collect(),
+            norm_out: CondGroupNorm::new(&(vs / "norm_out"), f, f, cfg.norm_groups, cd),
+            conv_out: Conv2d::same3x3(&(vs / "conv_out"), f, c * cfg.vocab_size, KernelInit::Zeros, cd),
+            cfg: cfg.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &UvitConfig {
+        &self.cfg
+    }
+
+    /// # Shapes
+    /// `zt: [B, H·W·C]` int64 in `0..=V`, `t: [B]` → `[B, H·W·C, V]` float32.
+    pub fn forward(&self, zt: &Tensor, t: &Tensor, train: bool) -> Tensor {
+        let cond = self.time_embed.forward(t);
+        let mut h = self.conv_in.forward(&self.embed.forward(zt)).to_kind(Kind::Float);
+        let mut skips = vec![h.shallow_clone()];
+        for block in &self.down {
+            h = block.forward(&h, &cond, train);
+            skips.push(h.shallow_clone());
+        }
+        h = self.dit.forward(&h, &cond, train);
+        for block in &self.up {
+            let skip = skips.pop().expect("one skip per up block");
+            h = block.forward(&Tensor::cat(&[h, skip], 1), &cond, train);
+        }
+        let out = self.conv_out.forward(&self.norm_out.forward(&h, &cond).silu());
+        subpixel_logits(&out, self.cfg.image, self.cfg.vocab_size)
+    }
+}
+
+impl Denoiser for Uvit {
+    fn logits(&self, zt: &Tensor, t: &Tensor, train: bool) -> Tensor {
+        self.forward(zt, t, train)
+    }
+}

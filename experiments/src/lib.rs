@@ -1,0 +1,22 @@
+//! Shared plumbing of the per-artifact binaries (issue 5 §3): scales, output directories
+//! `results/<artifact>/<scale>/`, run records, per-scale YAML configs, the artifact registry
+//! with its tidy check, and the pure-math figures (spec §10.8, Fig. 1 and Fig. 2 right).
+//!
+//! Binaries stay thin: parse arguments, load the config for their scale, call the libraries,
+//! write the outputs and a `record.yaml` into their artifact directory.
+
+pub mod artifact;
+pub mod figures;
+pub mod tidy;
+
+pub use artifact::{ArtifactDir, Run, RunRecord, Scale, config_path, load_config, workspace_root};
+pub use tidy::{ARTIFACTS, Artifact, tidy_check};
+
+/// A fresh scratch directory for a test (experiments has no tempfile dev-dependency).
+#[cfg(test)]
+pub(crate) fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("md4-experiments-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("creating a scratch directory");
+    dir
+}

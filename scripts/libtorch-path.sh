@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Print the libtorch directory inside the torch virtual environment (see scripts/setup.sh),
+# whether or not it is installed yet.
+venv="$(bash "$(dirname "$0")/venv-path.sh")"
+for d in "$venv"/lib/python3.*/site-packages/torch; do
+  [ -d "$d" ] && { echo "$d"; exit 0; }
+done
+py="${PYTHON:-python3}"
+echo "$venv/lib/python$("$py" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')/site-packages/torch"
