@@ -28,3 +28,15 @@ test: setup
 env: setup
     @echo "export LIBTORCH={{LIBTORCH}}"
     @echo "export LD_LIBRARY_PATH={{LD_LIBRARY_PATH}}"
+
+# run an artifact (table2, fig1, …; `all` for every one) at a scale: smoke, small (default) or paper
+reproduce artifact scale="small": setup
+    bash scripts/reproduce.sh {{artifact}} {{scale}}
+
+# fetch and prepare a data set once (`just data --list` lists them)
+data *args: setup
+    cargo run -q -p md4-cli -- data {{args}}
+
+# the md4 command line (`just md4 --help`)
+md4 *args: setup
+    cargo run -q -p md4-cli -- {{args}}

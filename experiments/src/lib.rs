@@ -12,11 +12,30 @@ pub mod tidy;
 pub use artifact::{ArtifactDir, Run, RunRecord, Scale, config_path, load_config, workspace_root};
 pub use tidy::{ARTIFACTS, Artifact, tidy_check};
 
-/// A fresh scratch directory for a test (experiments has no tempfile dev-dependency).
+/// A fresh scratch directory for a test, removed when dropped (experiments has no tempfile
+/// dev-dependency).
 #[cfg(test)]
-pub(crate) fn scratch_dir(name: &str) -> std::path::PathBuf {
+pub(crate) struct ScratchDir(std::path::PathBuf);
+
+#[cfg(test)]
+impl std::ops::Deref for ScratchDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn scratch_dir(name: &str) -> ScratchDir {
     let dir = std::env::temp_dir().join(format!("md4-experiments-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("creating a scratch directory");
-    dir
+    ScratchDir(dir)
 }

@@ -133,7 +133,7 @@ mod tests {
         std::fs::write(path, text).unwrap();
     }
 
-    fn tidy_tree(name: &str) -> std::path::PathBuf {
+    fn tidy_tree(name: &str) -> crate::ScratchDir {
         let root = crate::scratch_dir(name);
         write(&root, "experiments/src/lib.rs", "//! lib\n");
         write(&root, "experiments/src/bin/figx.rs", "//! figx\nfn main() {}\n");

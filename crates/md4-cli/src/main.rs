@@ -158,6 +158,7 @@ fn train(a: TrainArgs) -> Result<()> {
         progress: !a.quiet,
         stop_at: a.stop_at,
         offline: a.offline,
+        local_cache: None,
     };
     let summary = md4_train::train(&cfg, &a.run_dir, &opts)?;
     if summary.already_finished {

@@ -29,3 +29,12 @@ impl<D: Denoiser + ?Sized> Denoiser for &D {
         (**self).time_dependent()
     }
 }
+
+impl<D: Denoiser + ?Sized> Denoiser for Box<D> {
+    fn logits(&self, zt: &Tensor, t: &Tensor, train: bool) -> Tensor {
+        (**self).logits(zt, t, train)
+    }
+    fn time_dependent(&self) -> bool {
+        (**self).time_dependent()
+    }
+}

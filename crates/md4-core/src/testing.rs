@@ -92,7 +92,7 @@ impl Denoiser for Oracle {
             let w_of_seq = w.index_select(0, &self.seqs.flatten(0, -1)).view(self.seqs.size().as_slice());
             let p_mask = (w_of_seq.unsqueeze(0) * t.log()).exp() * (1.0 - GENMD4_EPS); // [B, S, N]
             let factor = p_mask.where_self(&masked, &p_mask.ones_like()).prod_dim_int(2, false, Kind::Double);
-            weight = weight * factor;
+            weight *= factor;
         }
         let onehot = self.seqs.one_hot(self.vocab.size()).to_kind(Kind::Double); // [S, N, V]
         let mu = Tensor::einsum("bs,snv->bnv", &[&weight, &onehot], None::<i64>)

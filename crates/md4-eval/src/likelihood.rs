@@ -235,6 +235,14 @@ fn progress_bar(total: u64, visible: bool) -> ProgressBar {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Mutex, MutexGuard};
+
+    /// `evaluate` reseeds libtorch's global generator, so tests that call it run one at a time.
+    static TORCH_RNG: Mutex<()> = Mutex::new(());
+
+    fn rng_lock() -> MutexGuard<'static, ()> {
+        TORCH_RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 
     fn quiet(batch_size: usize, passes: usize, seed: i64) -> EvalConfig {
         EvalConfig { progress: false, ..EvalConfig::new(batch_size, passes, seed, Device::Cpu) }
@@ -248,6 +256,7 @@ mod tests {
 
     #[test]
     fn scores_every_sequence_including_the_last_partial_batch() {
+        let _rng = rng_lock();
         // 7 sequences of 3 tokens with batch 3: batches of 3, 3 and 1.
         let tokens: Vec<i64> = (0..21).collect();
         let chunks = FlatChunks::new(&tokens, 3).unwrap();
@@ -272,6 +281,7 @@ mod tests {
 
     #[test]
     fn passes_average_fresh_seeded_draws() {
+        let _rng = rng_lock();
         // The closure returns one uniform draw per sequence: each pass is a fresh draw, the
         // per-sequence value is the mean over passes, and a rerun with the same seed repeats.
         let x = Tensor::zeros([5, 4], (Kind::Int64, Device::Cpu));
@@ -302,6 +312,7 @@ mod tests {
 
     #[test]
     fn single_sequence_has_undefined_standard_error() {
+        let _rng = rng_lock();
         let x = Tensor::from_slice(&[1i64, 2, 3]).view([1, 3]);
         let result = evaluate(&x, &quiet(4, 1, 0), sum_of_ids).unwrap();
         assert_eq!(result.mean_nats_per_token, 2.0);
@@ -310,6 +321,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_closures_and_inputs() {
+        let _rng = rng_lock();
         let x = Tensor::zeros([4, 2], (Kind::Int64, Device::Cpu));
         let wrong_shape =
             evaluate(&x, &quiet(2, 1, 0), |x0| Tensor::zeros([x0.size()[0], 1], (Kind::Float, Device::Cpu)));

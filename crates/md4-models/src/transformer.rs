@@ -469,6 +469,31 @@ mod tests {
     }
 
     #[test]
+    fn glu_mlp_gates_with_a_sigmoid() {
+        let cfg = TransformerConfig {
+            vocab_size: 5,
+            n_layers: 1,
+            n_heads: 1,
+            feature_dim: 8,
+            mlp_type: MlpType::Glu,
+            time_conditioning: TimeConditioning::AdaLnZero,
+            embedding: TokenEmbedding::Direct,
+            dropout: 0.0,
+            embedding_dropout: 0.0,
+            depth_scaled_init: true,
+            compute_dtype: ComputeDtype::F32,
+        };
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mlp = Mlp::new(&vs.root(), &cfg);
+        assert_eq!(mlp.w1.weight.size(), [cfg.mlp_hidden(), 8]);
+        let x = Tensor::randn([2, 3, 8], (Kind::Float, Device::Cpu));
+        let (w1, w2, w3) = (&mlp.w1.weight, &mlp.w2.weight, &mlp.w3.weight);
+        let gate = x.matmul(&w1.tr()).sigmoid();
+        let want = (gate * x.matmul(&w3.tr())).matmul(&w2.tr());
+        assert!(tch::no_grad(|| mlp.forward(&x, false)).allclose(&want, 1e-5, 1e-6, false));
+    }
+
+    #[test]
     fn rope_rotates_interleaved_pairs() {
         let (b, n, h, hd) = (1, 5, 2, 8);
         let x = Tensor::randn([b, n, h, hd], (Kind::Double, Device::Cpu));

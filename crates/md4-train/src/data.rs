@@ -12,7 +12,7 @@ use crate::config::DataConfig;
 use anyhow::{Context, Result, ensure};
 use md4_data::prepare::TextEncoding;
 use md4_data::{Blocks, Chunks, PrepareOptions, RandomCrops, SplitMix64, TokenFile};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tch::{Device, Tensor};
 
@@ -154,6 +154,12 @@ pub struct DataOptions {
     /// Never contact a registry or the Hub when a registry data set is not prepared yet.
     pub offline: bool,
     pub progress: bool,
+    /// Where the user's own files are tokenised to (default: `<data root>/local`).
+    pub local_cache: Option<PathBuf>,
+}
+
+fn cache(opts: &DataOptions) -> PathBuf {
+    opts.local_cache.clone().unwrap_or_else(|| md4_data::data_root().join("local"))
 }
 
 fn stream_split(file: &TokenFile, holdout: f64) -> Result<(u64, u64)> {
@@ -185,22 +191,17 @@ impl Data {
                 let description = format!("{name} ({train_split}, {} tokens)", train_file.len());
                 Ok(Self { vocab, seq_len, description, train, eval })
             }
-            DataConfig::Text { path, holdout } => Self::local(
-                md4_data::load_text_path(path, TextEncoding::Text8)?,
-                path,
-                "text",
-                seq_len,
-                *holdout,
-            ),
-            DataConfig::Bpe { path, holdout } => Self::local(
-                md4_data::load_text_path(path, TextEncoding::Gpt2)?,
-                path,
-                "bpe",
-                seq_len,
-                *holdout,
-            ),
+            DataConfig::Text { path, holdout } => {
+                let file = md4_data::prepare::load_text_path_in(path, TextEncoding::Text8, &cache(opts))?;
+                Self::local(file, path, "text", seq_len, *holdout)
+            }
+            DataConfig::Bpe { path, holdout } => {
+                let file = md4_data::prepare::load_text_path_in(path, TextEncoding::Gpt2, &cache(opts))?;
+                Self::local(file, path, "bpe", seq_len, *holdout)
+            }
             DataConfig::Tokens { path, vocab, holdout } => {
-                Self::local(md4_data::load_tokens_path(path, *vocab)?, path, "tokens", seq_len, *holdout)
+                let file = md4_data::prepare::load_tokens_path_in(path, *vocab, &cache(opts))?;
+                Self::local(file, path, "tokens", seq_len, *holdout)
             }
         }
     }

@@ -27,11 +27,13 @@ pub struct TrainOptions {
     pub stop_at: Option<i64>,
     /// Never download a registry data set that is not prepared yet.
     pub offline: bool,
+    /// Where the user's own files are tokenised to (default: `<data root>/local`).
+    pub local_cache: Option<PathBuf>,
 }
 
 impl Default for TrainOptions {
     fn default() -> Self {
-        Self { device: Device::Cpu, progress: true, stop_at: None, offline: false }
+        Self { device: Device::Cpu, progress: true, stop_at: None, offline: false, local_cache: None }
     }
 }
 
@@ -111,7 +113,11 @@ pub fn train(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Result<Tra
     let data = Data::open(
         &cfg.data,
         cfg.train.seq_len,
-        &DataOptions { offline: opts.offline, progress: opts.progress },
+        &DataOptions {
+            offline: opts.offline,
+            progress: opts.progress,
+            local_cache: opts.local_cache.clone(),
+        },
     )?;
     ensure!(
         data.vocab == cfg.model.vocab().size(),

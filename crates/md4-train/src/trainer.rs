@@ -371,22 +371,18 @@ pub fn run_loop(
             bar.set_message(format!("loss {mean_loss:.4} bits/token, {:.0} tokens/s", tokens_per_s));
             (window_loss, window_steps, window_seconds) = (0.0, 0, 0.0);
         }
-        if cfg.eval_every > 0 && (k % cfg.eval_every == 0 || k == cfg.steps) {
-            if let Some(v) = trainer.validate(objective, data) {
-                metrics.append(&json!({
-                    "kind": "validation",
-                    "step": k,
-                    "val_bits": v.bits,
-                    "val_se_bits": v.se_bits,
-                    "val_sequences": v.sequences,
-                    "wall_s": trainer.wall_seconds,
-                }))?;
-                bar.println(format!(
-                    "step {k}: validation {:.4} ± {:.4} bits/token (ema)",
-                    v.bits, v.se_bits
-                ));
-                summary.last_validation = Some(v);
-            }
+        let validate_now = cfg.eval_every > 0 && (k % cfg.eval_every == 0 || k == cfg.steps);
+        if let Some(v) = validate_now.then(|| trainer.validate(objective, data)).flatten() {
+            metrics.append(&json!({
+                "kind": "validation",
+                "step": k,
+                "val_bits": v.bits,
+                "val_se_bits": v.se_bits,
+                "val_sequences": v.sequences,
+                "wall_s": trainer.wall_seconds,
+            }))?;
+            bar.println(format!("step {k}: validation {:.4} ± {:.4} bits/token (ema)", v.bits, v.se_bits));
+            summary.last_validation = Some(v);
         }
         if k % cfg.ckpt_every == 0 || k == stop {
             trainer.wall_seconds = base_wall + session.elapsed().as_secs_f64();
