@@ -7,6 +7,7 @@
 
 pub mod artifact;
 pub mod figures;
+pub mod suite;
 pub mod tidy;
 
 pub use artifact::{ArtifactDir, Run, RunRecord, Scale, config_path, load_config, workspace_root};

@@ -83,6 +83,9 @@ pub struct SampleOutput {
     pub network_calls: i64,
     /// Positions still masked after the last step, filled by argmax.
     pub argmax_filled: i64,
+    /// `[B, N]` int64: the step (1..=T, counted from the start of sampling) at which each
+    /// position was revealed; T + 1 for the argmax fill, 0 for conditioning positions.
+    pub reveal_step: Tensor,
 }
 
 /// How the reverse step turns μ_θ into the stay/unmask categorical.
@@ -179,6 +182,7 @@ fn run(
     let reuse = cache && !denoiser.time_dependent();
     let mut cached: Option<Tensor> = None;
     let mut calls = 0;
+    let mut reveal_step = zt.zeros_like();
     for j in 0..cfg.steps {
         let t = cfg.grid.time(cfg.steps - j, cfg.steps);
         let s = cfg.grid.time(cfg.steps - j - 1, cfg.steps);
@@ -194,7 +198,9 @@ fn run(
         let masked = zt.eq(mask_id);
         // A drawn V means "stay masked", which leaves the mask id in place.
         let next = drawn.where_self(&masked, &zt);
-        let changed = next.ne_tensor(&zt).any().int64_value(&[]) != 0;
+        let revealed = next.ne_tensor(&zt);
+        let changed = revealed.any().int64_value(&[]) != 0;
+        reveal_step = reveal_step.masked_fill(&revealed, j + 1);
         zt = next;
         cached = if changed { None } else { Some(logits) };
     }
@@ -204,8 +210,9 @@ fn run(
         calls += 1;
         let logits = denoiser.logits(&zt, &Tensor::zeros([batch], (Kind::Float, device)), false);
         zt = logits.argmax(-1, false).where_self(&still, &zt);
+        reveal_step = reveal_step.masked_fill(&still, cfg.steps + 1);
     }
-    SampleOutput { tokens: zt, network_calls: calls, argmax_filled }
+    SampleOutput { tokens: zt, network_calls: calls, argmax_filled, reveal_step }
 }
 
 /// MD4 ancestral sampling (Alg. 2): one network call per step, then the argmax fill.

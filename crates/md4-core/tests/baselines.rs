@@ -1,7 +1,8 @@
 //! The baseline objectives (spec §6; `md4_core::baselines`) against exact answers on the oracle
 //! toy of the foundation (V = 3, N = 3, every sequence enumerated): SEDD's score entropy with the
-//! exact score equals −log p(x) and exceeds it with an unnormalised score; D3PM's T-step bound is
-//! `discrete_nelbo`, lies above −log p(x) and decreases with T; Campbell's doubly-stochastic
+//! exact score equals −log p(x) (draw by draw it is MD4's loss) and exceeds it with an
+//! unnormalised score; D3PM's T-step bound is `discrete_nelbo` on the same draws, and on average
+//! over x ~ p lies above MD4's continuous bound H(p) and decreases with T; Campbell's doubly-stochastic
 //! estimator has MD4's mean (so its constant C is right) with a larger variance; the uniform and
 //! constant denoisers give closed forms.
 

@@ -51,6 +51,8 @@ fn ancestral_samples_follow_p_on_both_grids_and_precisions() {
             ancestral_sample(&o, &schedule, o.vocab, SAMPLES, 3, None, &config(grid, precision), Device::Cpu);
         assert_eq!(out.tokens.lt(3).all().int64_value(&[]), 1, "no mask may remain");
         assert!(out.network_calls >= 200 && out.network_calls <= 201);
+        let steps = out.reveal_step;
+        assert!(steps.ge(1).all().int64_value(&[]) == 1 && steps.le(201).all().int64_value(&[]) == 1);
         assert_matches_p(&o, &out.tokens, &format!("{grid:?} {precision:?}"));
     }
 }
@@ -113,6 +115,11 @@ fn infilling_keeps_given_tokens_and_samples_the_conditional() {
         Device::Cpu,
     );
     assert_eq!(out.tokens.select(1, 1).eq(2).all().int64_value(&[]), 1, "a given token changed");
+    assert_eq!(
+        out.reveal_step.select(1, 1).eq(0).all().int64_value(&[]),
+        1,
+        "given tokens are never revealed"
+    );
     // p(x_0, x_2 | x_1 = 2) over 9 cells.
     let p = probs(&o);
     let cells: Vec<usize> = (0..27).filter(|s| (s / 3) % 3 == 2).collect();

@@ -106,6 +106,10 @@ pub struct SamplingProtocol {
     pub top_p: Option<f64>,
     pub n_samples: usize,
     pub seed: i64,
+    /// Whether the EMA weights sampled (they always should, spec §5.1).
+    pub ema: bool,
+    /// Network evaluations over all samples' trajectories (the argmax fill included).
+    pub network_calls: i64,
 }
 
 /// Where and when it ran.

@@ -82,7 +82,7 @@ impl EvalSequences for Tensor {
     }
     fn tokens(&self, index: usize) -> Vec<i64> {
         let row = self.get(index as i64).to_kind(Kind::Int64).to_device(Device::Cpu);
-        Vec::<i64>::try_from(&row).unwrap_or_default()
+        Vec::<i64>::try_from(&row).expect("a row of an [S, N] tensor is one-dimensional")
     }
 }
 

@@ -140,22 +140,27 @@ impl AdamW {
     }
 
     /// Apply one update with learning rate `lr` using the current gradients.
+    ///
+    /// Written with in-place ops (two temporaries per parameter): `θ·(1 − lr·wd)` first, then
+    /// `θ − (lr/(1−β1^c))·m / (√v/√(1−β2^c) + ε)`, which equals the optax form above.
     pub fn step(&mut self, lr: f64) {
         let AdamWConfig { beta1, beta2, eps, weight_decay } = self.config;
         self.count += 1;
         let c = self.count as i32;
         let bc1 = 1.0 - beta1.powi(c);
-        let bc2 = 1.0 - beta2.powi(c);
+        let bc2_sqrt = (1.0 - beta2.powi(c)).sqrt();
         tch::no_grad(|| {
             for ((_, p), (m, v)) in self.params.iter_mut().zip(self.m.iter_mut().zip(self.v.iter_mut())) {
                 let g = p.grad();
                 let g = if g.defined() { g } else { p.zeros_like() };
-                let _ = m.g_mul_scalar_(beta1);
-                let _ = m.g_add_(&(&g * (1.0 - beta1)));
+                let _ = m.lerp_(&g, 1.0 - beta1);
                 let _ = v.g_mul_scalar_(beta2);
-                let _ = v.g_add_(&(g.square() * (1.0 - beta2)));
-                let direction = (&*m / bc1) / ((&*v / bc2).sqrt() + eps) + &*p * weight_decay;
-                let _ = p.g_add_(&(direction * -lr));
+                let _ = v.addcmul_(&(&g * (1.0 - beta2)), &g);
+                let mut denom = v.sqrt();
+                let _ = denom.g_div_scalar_(bc2_sqrt);
+                let _ = denom.g_add_scalar_(eps);
+                let _ = p.g_mul_scalar_(1.0 - lr * weight_decay);
+                let _ = p.addcdiv_(&(&*m * (-lr / bc1)), &denom);
             }
         });
     }

@@ -27,13 +27,13 @@ impl Ema {
         &self.shadow
     }
 
-    /// `ema ← decay·ema + (1 − decay)·θ` for every parameter; `params` in construction order.
+    /// `ema ← decay·ema + (1 − decay)·θ` (as `ema + (1 − decay)(θ − ema)`) for every parameter;
+    /// `params` in construction order.
     pub fn update(&mut self, params: &[(String, Tensor)]) {
         let decay = self.decay;
         tch::no_grad(|| {
             for ((_, e), (_, p)) in self.shadow.iter_mut().zip(params) {
-                let _ = e.g_mul_scalar_(decay);
-                let _ = e.g_add_(&(p * (1.0 - decay)));
+                let _ = e.lerp_(p, 1.0 - decay);
             }
         });
     }

@@ -133,5 +133,11 @@ fn ar_sample(
         }
         tokens = Tensor::cat(&[tokens, next], 1);
     }
-    SampleOutput { tokens, network_calls: seq_len, argmax_filled: 0 }
+    // Left to right: token n is revealed at step n + 1 (given tokens at step 0).
+    let mut reveal_step =
+        (Tensor::arange(seq_len, (Kind::Int64, device)) + 1).unsqueeze(0).repeat([batch, 1]);
+    if let Some(c) = cond {
+        reveal_step = reveal_step.masked_fill(&c.fixed.to_device(device), 0);
+    }
+    SampleOutput { tokens, network_calls: seq_len, argmax_filled: 0, reveal_step }
 }

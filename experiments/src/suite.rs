@@ -1,0 +1,219 @@
+//! A *suite*: several training runs that share data, network and budget and differ in their
+//! objective — the rows of a likelihood table (Table 2 at every scale; later Tables 3 and 5).
+//! Each row is trained with `md4_train::train` into `runs/<artifact>/<scale>/<slug>/` (a
+//! finished run is reused, an interrupted one resumes) and evaluated with its EMA weights by
+//! `md4_eval::evaluate` over every evaluation sequence, K Monte-Carlo passes each.
+
+use anyhow::{Context, Result, bail};
+use md4_core::elbo::discrete_nelbo;
+use md4_eval::{Bound, DataProtocol, EvalConfig, EvalResult, evaluate, tokens_sha256};
+use md4_train::config::deep_merge;
+use md4_train::{LoadedRun, RunConfig, TrainOptions, Trained, load_run, train};
+use serde::Deserialize;
+use serde_yaml::Value;
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+/// The experiment file of a suite (`experiments/configs/<artifact>/<scale>.yaml`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteConfig {
+    /// What the numbers are, for the table title and the cards (data set, scale, budget).
+    pub description: String,
+    /// Shared `RunConfig` sections (`model`, `data`, `train`), as YAML so that presets and
+    /// per-row overrides resolve exactly as in `md4 train`.
+    pub model: Value,
+    pub data: Value,
+    pub train: Value,
+    pub eval: EvalSpec,
+    pub rows: Vec<RowSpec>,
+}
+
+/// How the rows are scored.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSpec {
+    /// Registry data set and split scored (e.g. `text8-wiki`, `test`).
+    pub dataset: String,
+    pub split: String,
+    /// Non-overlapping chunks of this many tokens; the remainder shorter than one chunk is
+    /// dropped (the standard protocol) and reported on the card.
+    pub seq_len: i64,
+    /// How text became tokens, for the card (e.g. `text8 alphabet: a-z = 0..25, space = 26`).
+    pub tokenizer: String,
+    /// Score only the first this many chunks (smoke scale); absent: all of them.
+    pub max_sequences: Option<usize>,
+    /// Monte-Carlo passes K per sequence (exact likelihoods use 1).
+    pub passes: usize,
+    pub batch: usize,
+    pub seed: i64,
+}
+
+/// One row: a name, the paper row it mirrors, its objective and optional overrides.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowSpec {
+    pub name: String,
+    /// Directory name of the run.
+    pub slug: String,
+    /// Key of the comparable row in `results/paper.yaml` (absent: none).
+    pub paper_row: Option<String>,
+    pub objective: Value,
+    /// Merged over the shared sections (e.g. `{train: {lr: 1e-3}}`).
+    #[serde(default)]
+    pub overrides: Option<Value>,
+}
+
+impl SuiteConfig {
+    /// The resolved run configuration of `row`.
+    pub fn run_config(&self, row: &RowSpec) -> Result<RunConfig> {
+        let mut tree = Value::Mapping(Default::default());
+        let map = tree.as_mapping_mut().expect("a mapping");
+        map.insert("model".into(), self.model.clone());
+        map.insert("data".into(), self.data.clone());
+        map.insert("train".into(), self.train.clone());
+        map.insert("objective".into(), row.objective.clone());
+        if let Some(over) = &row.overrides {
+            deep_merge(&mut tree, over.clone());
+        }
+        let text = serde_yaml::to_string(&tree)?;
+        RunConfig::from_yaml(&text).with_context(|| format!("resolving the run config of row '{}'", row.name))
+    }
+
+    pub fn row(&self, slug: &str) -> Result<&RowSpec> {
+        match self.rows.iter().find(|r| r.slug == slug) {
+            Some(r) => Ok(r),
+            None => bail!("the suite has no row '{slug}'"),
+        }
+    }
+}
+
+/// Where training runs live: `$MD4_RUNS_DIR`, else `<workspace>/runs` (gitignored).
+pub fn runs_root() -> PathBuf {
+    std::env::var_os("MD4_RUNS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::workspace_root().join("runs"))
+}
+
+/// `runs/<artifact>/<scale>/<slug>`.
+pub fn run_dir(artifact: &str, scale: crate::Scale, slug: &str) -> PathBuf {
+    runs_root().join(artifact).join(scale.name()).join(slug)
+}
+
+/// Train `row` (or resume it, or reuse it when finished) and return its run directory.
+pub fn ensure_trained(suite: &SuiteConfig, row: &RowSpec, dir: &Path, device: Device) -> Result<PathBuf> {
+    let cfg = suite.run_config(row)?;
+    eprintln!("== {}: training in {}", row.name, dir.display());
+    let summary = train(&cfg, dir, &TrainOptions { device, ..TrainOptions::default() })
+        .with_context(|| format!("training row '{}'", row.name))?;
+    if summary.already_finished {
+        eprintln!("   already finished at step {} (reused)", summary.step);
+    }
+    Ok(dir.to_path_buf())
+}
+
+/// The evaluation sequences of a suite: `[S, N]` int64 and the data part of the card.
+pub fn eval_sequences(spec: &EvalSpec) -> Result<(Tensor, DataProtocol)> {
+    let prepared = md4_data::prepare(&spec.dataset, &md4_data::PrepareOptions::default())
+        .with_context(|| format!("preparing data set {}", spec.dataset))?;
+    let file = prepared.open(&spec.split)?;
+    let mut tokens = vec![0i64; file.len() as usize];
+    file.read_i64(0, &mut tokens);
+    let n = spec.seq_len as usize;
+    let available = tokens.len() / n;
+    let count = spec.max_sequences.map_or(available, |m| m.min(available));
+    if count == 0 {
+        bail!("{} {} has fewer than {n} tokens", spec.dataset, spec.split);
+    }
+    let seqs = Tensor::from_slice(&tokens[..count * n]).view([count as i64, spec.seq_len]);
+    let dropped = tokens.len() - available * n;
+    let mut chunking = format!(
+        "non-overlapping {n}-token chunks; {available} chunks, the last {dropped} tokens (shorter than one chunk) dropped; every chunk scored, including a last partial batch"
+    );
+    if count < available {
+        chunking = format!("the first {count} of {available} non-overlapping {n}-token chunks (smoke scale)");
+    }
+    let protocol = DataProtocol {
+        dataset: spec.dataset.clone(),
+        split: spec.split.clone(),
+        tokens_sha256: tokens_sha256(&seqs)?,
+        tokenizer: spec.tokenizer.clone(),
+        sequence_length: n,
+        n_sequences: count,
+        chunking,
+    };
+    Ok((seqs, protocol))
+}
+
+/// Which bound to evaluate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Estimator {
+    /// The objective's own reported value (MD4/SEDD/Campbell: the continuous bound; GenMD4:
+    /// its NELBO; D3PM: its T-step bound; AR: the exact NLL).
+    Reported,
+    /// MD4's finite-T bound with T steps (spec §3.4), for scalar-schedule models.
+    FiniteT(i64),
+}
+
+/// The card's `Bound` for an estimator on a trained model.
+pub fn bound_of(trained: &Trained, estimator: Estimator, d3pm_steps: Option<i64>) -> Bound {
+    match (estimator, trained) {
+        (Estimator::FiniteT(steps), _) => Bound::FiniteT { steps },
+        (_, Trained::Ar(_)) => Bound::Exact,
+        (_, Trained::D3pm(_)) => Bound::FiniteT { steps: d3pm_steps.unwrap_or(0) },
+        _ => Bound::Continuous,
+    }
+}
+
+/// `continuous-time bound`, `T = 1000 bound`, `exact NLL`.
+pub fn bound_label(bound: &Bound) -> String {
+    match bound {
+        Bound::Continuous => "continuous-time bound".into(),
+        Bound::FiniteT { steps } => format!("T = {steps} bound"),
+        Bound::Exact => "exact NLL".into(),
+    }
+}
+
+/// Score `seqs` with the EMA weights of `loaded`.
+pub fn evaluate_run(
+    loaded: &LoadedRun,
+    seqs: &Tensor,
+    spec: &EvalSpec,
+    estimator: Estimator,
+    device: Device,
+) -> Result<EvalResult> {
+    let passes = if loaded.trained.is_exact() { 1 } else { spec.passes };
+    let config = EvalConfig::new(spec.batch, passes, spec.seed, device);
+    match estimator {
+        Estimator::Reported => {
+            let objective = loaded.trained.objective();
+            evaluate(seqs, &config, |x| objective.loss(x, false).nelbo.to_kind(Kind::Double))
+        }
+        Estimator::FiniteT(steps) => {
+            let Some((net, schedule, vocab)) = loaded.trained.scalar_diffusion() else {
+                bail!("the finite-T bound needs a scalar-schedule diffusion model");
+            };
+            evaluate(seqs, &config, |x| {
+                let b = x.size()[0];
+                let u = md4_core::forward::antithetic_times(b, x.device());
+                discrete_nelbo(net, x, &u, steps, &schedule, vocab, false).to_kind(Kind::Double)
+            })
+        }
+    }
+}
+
+/// Load a finished run for evaluation.
+pub fn load(dir: &Path, device: Device) -> Result<LoadedRun> {
+    load_run(dir, device).with_context(|| format!("loading the run in {}", dir.display()))
+}
+
+/// A short description of a row's schedule for the card.
+pub fn schedule_label(cfg: &RunConfig) -> String {
+    use md4_train::ObjectiveConfig as O;
+    match &cfg.objective {
+        O::Md4 { schedule } | O::Sedd { schedule } | O::Campbell { schedule } => schedule.name(),
+        O::Genmd4 { .. } => "genmd4 (learned per-token w)".into(),
+        O::D3pm { steps, .. } => format!("linear, T = {steps} (D3PM)"),
+        O::Ar => "n/a (autoregressive)".into(),
+    }
+}
