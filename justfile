@@ -45,3 +45,13 @@ data *args: setup
 # the md4 command line (`just md4 --help`)
 md4 *args: setup
     cargo run -q -p md4-cli -- {{args}}
+
+# ablations: `just ablate schedules [SCALE]` trains table2's MD4 with every masking schedule
+ablate what scale="small": setup
+    cargo run -q -p experiments --bin ablate_{{what}} -- --scale {{scale}}
+
+# benchmarks: `just bench train-step` times our training step against the same model in PyTorch eager
+bench what:
+    @test "{{what}}" = train-step || { echo "unknown benchmark '{{what}}' (expected train-step)" >&2; exit 2; }
+    bash scripts/setup.sh --full
+    cargo run -q -p md4-train --example bench_train_step -- --python "{{venv}}/bin/python"

@@ -51,6 +51,12 @@ pub const ARTIFACTS: &[Artifact] = &[
         configs: false,
         description: "GenMD4's learned per-character exponents w (spec §4)",
     },
+    Artifact {
+        name: "ablate-schedules",
+        binary: "ablate_schedules",
+        configs: false,
+        description: "MD4 trained with each masking schedule: test BPC and validation curves",
+    },
 ];
 
 /// Problems with the conventions in the workspace at `root`, one line each (empty: tidy).

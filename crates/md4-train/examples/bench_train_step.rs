@@ -30,10 +30,10 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Timed updates per measurement.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 10)]
     steps: usize,
     /// Untimed updates before timing.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 2)]
     warmup: usize,
     /// Sequences per update.
     #[arg(long, default_value_t = 32)]

@@ -70,7 +70,7 @@ fn every_objective_trains_a_tiny_transformer() {
 }
 
 #[test]
-fn genmd4_exponents_are_checkpointed_and_decayed() {
+fn genmd4_exponents_are_checkpointed_and_trained() {
     let _rng = lock();
     let dir = tempfile::tempdir().unwrap();
     let corpus = write_corpus(dir.path());

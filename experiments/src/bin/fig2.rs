@@ -12,8 +12,8 @@ use anyhow::Result;
 use clap::Parser;
 use experiments::suite::{self, SuiteConfig};
 use experiments::{ArtifactDir, Run, Scale, figures, load_config, workspace_root};
-use md4_core::sampler::{Grid, SamplerConfig};
 use md4_core::Precision;
+use md4_core::sampler::{Grid, SamplerConfig};
 use md4_eval::{Environment, ProtocolCard, SamplingProtocol, TokenGrid};
 use std::path::PathBuf;
 
@@ -52,13 +52,17 @@ fn main() -> Result<()> {
     let run_dir = suite::run_dir("table2", args.scale, &row.slug);
     suite::ensure_trained(&suite, row, &run_dir, device)?;
     let loaded = suite::load(&run_dir, device)?;
-    let sampler = SamplerConfig { steps: args.steps, grid: Grid::Cosine, precision: Precision::F32Gumbel, top_p: None };
+    let sampler =
+        SamplerConfig { steps: args.steps, grid: Grid::Cosine, precision: Precision::F32Gumbel, top_p: None };
     tch::manual_seed(args.seed);
     let out = loaded.trained.sample(1, suite.eval.seq_len, None, &sampler, device);
-    let tokens: Vec<u8> = Vec::<i64>::try_from(out.tokens.squeeze_dim(0))?.into_iter().map(|t| t as u8).collect();
+    let tokens: Vec<u8> =
+        Vec::<i64>::try_from(out.tokens.squeeze_dim(0))?.into_iter().map(|t| t as u8).collect();
     let text = md4_data::text8_decode(&tokens);
-    let labels: Vec<String> = text.chars().map(|c| if c == ' ' { "·".to_string() } else { c.to_string() }).collect();
-    let steps: Vec<usize> = Vec::<i64>::try_from(out.reveal_step.squeeze_dim(0))?.into_iter().map(|s| s as usize).collect();
+    let labels: Vec<String> =
+        text.chars().map(|c| if c == ' ' { "·".to_string() } else { c.to_string() }).collect();
+    let steps: Vec<usize> =
+        Vec::<i64>::try_from(out.reveal_step.squeeze_dim(0))?.into_iter().map(|s| s as usize).collect();
     let grid = TokenGrid::new(
         &format!("Unmasking order of one MD4 sample (T = {}, cosine grid, {} scale)", args.steps, args.scale),
         labels,
@@ -68,7 +72,12 @@ fn main() -> Result<()> {
     );
     let unmasking = grid.write(&dir.file("fig2_unmasking"))?;
 
-    let mut card = ProtocolCard::new("fig2", "tokens revealed per step; unmasking order", args.scale.name(), Environment::capture(Some(&root), device, run.elapsed()));
+    let mut card = ProtocolCard::new(
+        "fig2",
+        "tokens revealed per step; unmasking order",
+        args.scale.name(),
+        Environment::capture(Some(&root), device, run.elapsed()),
+    );
     card.sampling = Some(SamplingProtocol {
         schedule: "linear".into(),
         grid: "cosine".into(),

@@ -48,13 +48,24 @@ fn main() -> Result<()> {
     let x: Vec<f64> = (0..w.len()).map(|i| i as f64).collect();
     let chars: String = (0..w.len() as u8).map(|i| if i < 26 { (b'a' + i) as char } else { '_' }).collect();
     let chart = BarChart::new(
-        &format!("GenMD4 learned exponents w per character (text8; 0–25 = a–z, 26 = space; {} scale)", args.scale),
+        &format!(
+            "GenMD4 learned exponents w per character (text8; 0–25 = a–z, 26 = space; {} scale)",
+            args.scale
+        ),
         "token id",
         "w (α_t = 1 − t^w)",
-        vec![Series::new("learned w", x.clone(), w.clone()), Series::new("linear schedule (w = 1)", x, vec![1.0; w.len()])],
+        vec![
+            Series::new("learned w", x.clone(), w.clone()),
+            Series::new("linear schedule (w = 1)", x, vec![1.0; w.len()]),
+        ],
     );
     let files = chart.write(&dir.file("genmd4_w"))?;
-    let mut card = ProtocolCard::new("fig-genmd4-w", "learned w", args.scale.name(), Environment::capture(Some(&root), device, run.elapsed()));
+    let mut card = ProtocolCard::new(
+        "fig-genmd4-w",
+        "learned w",
+        args.scale.name(),
+        Environment::capture(Some(&root), device, run.elapsed()),
+    );
     let (lo, hi) = w.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
     card.notes = vec![
         format!("table2 '{}' run at step {}, {}", row.name, loaded.step, suite.description),

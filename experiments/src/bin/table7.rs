@@ -52,7 +52,10 @@ fn main() -> Result<()> {
     dir.create()?;
 
     let unit = Unit::BitsPerChar;
-    let mut table = Table::new(&format!("Finite-T vs continuous bound, MD4 (linear) on text8 — {}", suite.description), 4);
+    let mut table = Table::new(
+        &format!("Finite-T vs continuous bound, MD4 (linear) on text8 — {}", suite.description),
+        4,
+    );
     let mut outputs = vec![];
     let mut estimators: Vec<(String, Estimator)> =
         args.steps.iter().map(|&t| (format!("T = {t}"), Estimator::FiniteT(t))).collect();
@@ -61,9 +64,24 @@ fn main() -> Result<()> {
         eprintln!("== {label}: {} chunks × {} passes", data.n_sequences, suite.eval.passes);
         let result = suite::evaluate_run(&loaded, &seqs, &suite.eval, estimator, device)?;
         let bound = suite::bound_of(&loaded.trained, estimator, None);
-        let notes = format!("{}; same model (step {}), same chunks and seeds", suite::bound_label(&bound), loaded.step);
-        table.push(Row::new(&label, Some(Estimate::from_result(&result, unit, true)), unit.label(), None, &notes));
-        let mut card = ProtocolCard::new("table7", &label, args.scale.name(), Environment::capture(Some(&root), device, result.wall_seconds));
+        let notes = format!(
+            "{}; same model (step {}), same chunks and seeds",
+            suite::bound_label(&bound),
+            loaded.step
+        );
+        table.push(Row::new(
+            &label,
+            Some(Estimate::from_result(&result, unit, true)),
+            unit.label(),
+            None,
+            &notes,
+        ));
+        let mut card = ProtocolCard::new(
+            "table7",
+            &label,
+            args.scale.name(),
+            Environment::capture(Some(&root), device, result.wall_seconds),
+        );
         card.data = Some(data.clone());
         card.likelihood = Some(LikelihoodProtocol::from_result(
             &result,
@@ -71,7 +89,9 @@ fn main() -> Result<()> {
             "linear",
             true,
             match estimator {
-                Estimator::FiniteT(_) => "one step i ~ U{1..T} per sequence per pass (antithetic u across the batch)",
+                Estimator::FiniteT(_) => {
+                    "one step i ~ U{1..T} per sequence per pass (antithetic u across the batch)"
+                }
                 Estimator::Reported => "antithetic across the batch, one t per sequence per pass",
             },
             unit,
@@ -84,7 +104,12 @@ fn main() -> Result<()> {
     }
     let (md, csv) = table.write(&dir.path)?;
     outputs.extend([md, csv]);
-    let mut card = ProtocolCard::new("table7", "all rows", args.scale.name(), Environment::capture(Some(&root), device, run.elapsed()));
+    let mut card = ProtocolCard::new(
+        "table7",
+        "all rows",
+        args.scale.name(),
+        Environment::capture(Some(&root), device, run.elapsed()),
+    );
     card.data = Some(data);
     card.notes = vec![
         suite.description.clone(),

@@ -1,0 +1,129 @@
+//! Ablation `ablate-schedules` (paper §2.4 and Table 4; issue "ablation recipe for schedules"):
+//! the same network, data and budget as table2's MD4 rows, trained with each masking schedule
+//! (linear, cosine, poly2, poly0.5, geometric), then scored on the test chunks (continuous
+//! bound, K passes) and plotted as validation bits per character against training steps.
+//! The linear and cosine runs are table2's own and are reused.
+//!
+//! Command: `just ablate schedules [smoke|small|paper]`.
+//! Runtime: small ≈ 5 min per schedule not yet trained on a 2-core CPU.
+//! Writes `results/ablate-schedules/<scale>/{table.md, rows.csv, curves.{png,svg,csv},
+//! card.yaml, record.yaml}` and `cards/<schedule>.yaml`.
+
+use anyhow::Result;
+use clap::Parser;
+use experiments::suite::{self, Estimator, RowSpec, SuiteConfig};
+use experiments::{ArtifactDir, Run, Scale, load_config, workspace_root};
+use md4_core::MaskingSchedule;
+use md4_eval::table::{Row, Table};
+use md4_eval::{Bound, Environment, Estimate, LikelihoodProtocol, LinePlot, ProtocolCard, Series, Unit};
+use md4_train::metrics::read_metrics;
+use std::path::PathBuf;
+
+/// Train table2's MD4 model with every masking schedule and compare.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Reproduction scale (table2's network, data and budget at this scale).
+    #[arg(long, value_enum, default_value_t = Scale::Small)]
+    scale: Scale,
+    /// Output directory [default: results/ablate-schedules/<scale>/].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Device: cpu or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Schedules to train: linear, cosine, poly<w>, geometric.
+    #[arg(long, value_delimiter = ',', default_values_t = ["linear", "cosine", "poly2", "poly0.5", "geometric"].map(String::from).to_vec())]
+    schedules: Vec<String>,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let run = Run::start("ablate-schedules", args.scale);
+    let root = workspace_root();
+    let device = md4_train::parse_device(&args.device)?;
+    let suite: SuiteConfig = load_config(&root, "table2", args.scale)?;
+    let template = suite.row("md4-linear")?.clone();
+    let (seqs, data) = suite::eval_sequences(&suite.eval)?;
+    let dir = ArtifactDir::resolve(args.out.as_deref(), "ablate-schedules", args.scale);
+    dir.create()?;
+    let unit = Unit::BitsPerChar;
+    let mut table = Table::new(&format!("MD4 with each masking schedule, text8 — {}", suite.description), 3);
+    let (mut outputs, mut curves) = (vec![], vec![]);
+    for name in &args.schedules {
+        let schedule = MaskingSchedule::parse(name).map_err(anyhow::Error::msg)?;
+        let row = RowSpec {
+            name: format!("MD4 ({name})"),
+            slug: format!("md4-{name}"),
+            paper_row: None,
+            objective: serde_yaml::to_value(md4_train::ObjectiveConfig::Md4 { schedule })?,
+            overrides: template.overrides.clone(),
+        };
+        let run_dir = suite::run_dir("table2", args.scale, &row.slug);
+        suite::ensure_trained(&suite, &row, &run_dir, device)?;
+        let loaded = suite::load(&run_dir, device)?;
+        let result = suite::evaluate_run(&loaded, &seqs, &suite.eval, Estimator::Reported, device)?;
+        table.push(Row::new(
+            &row.name,
+            Some(Estimate::from_result(&result, unit, true)),
+            unit.label(),
+            None,
+            &format!("continuous-time bound; {} steps × {}", loaded.step, loaded.cfg.train.batch),
+        ));
+        let mut card = ProtocolCard::new(
+            "ablate-schedules",
+            &row.name,
+            args.scale.name(),
+            Environment::capture(Some(&root), device, result.wall_seconds),
+        );
+        card.data = Some(data.clone());
+        card.likelihood = Some(LikelihoodProtocol::from_result(
+            &result,
+            Bound::Continuous,
+            name,
+            true,
+            "antithetic across the batch",
+            unit,
+        ));
+        card.notes = vec![format!("run directory: {}", run_dir.display())];
+        let path = dir.file(&format!("cards/{name}.yaml"));
+        card.write(&path)?;
+        outputs.push(path);
+        let (x, y): (Vec<f64>, Vec<f64>) = read_metrics(&run_dir.join("metrics.jsonl"))?
+            .iter()
+            .filter(|m| m["kind"] == "validation")
+            .filter_map(|m| Some((m["step"].as_f64()?, m["val_bits"].as_f64()?)))
+            .unzip();
+        if !x.is_empty() {
+            curves.push(Series::new(&row.name, x, y));
+        }
+    }
+    let (md, csv) = table.write(&dir.path)?;
+    outputs.extend([md, csv]);
+    if !curves.is_empty() {
+        let files = LinePlot::new(
+            "Validation bits per character (EMA) by masking schedule",
+            "training step",
+            "validation BPC (bound)",
+            curves,
+        )
+        .write(&dir.file("curves"))?;
+        outputs.extend([files.png, files.svg, files.csv]);
+    }
+    let mut card = ProtocolCard::new(
+        "ablate-schedules",
+        "all schedules",
+        args.scale.name(),
+        Environment::capture(Some(&root), device, run.elapsed()),
+    );
+    card.data = Some(data);
+    card.notes = vec![
+        suite.description.clone(),
+        "the paper proves the continuous bound is schedule-invariant for a fixed denoiser (§3.2); schedules differ through the training signal's variance and weighting".into(),
+    ];
+    card.write(&dir.file("card.yaml"))?;
+    outputs.push(dir.file("card.yaml"));
+    run.finish(&dir, device, &outputs)?;
+    println!("{}", std::fs::read_to_string(dir.file("table.md"))?);
+    Ok(())
+}
