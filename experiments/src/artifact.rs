@@ -51,6 +51,20 @@ impl FromStr for Scale {
     }
 }
 
+/// The flags every artifact binary that trains or evaluates takes (`#[command(flatten)]`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct ArtifactArgs {
+    /// Reproduction scale: smoke (CI), small (2-core CPU, real data) or paper (GPU cluster).
+    #[arg(long, value_enum, default_value_t = Scale::Small)]
+    pub scale: Scale,
+    /// Output directory [default: results/<artifact>/<scale>/ under the workspace root].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Device for training, evaluation and sampling: cpu or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
 /// The workspace root: the nearest ancestor of the current directory whose `Cargo.toml` is
 /// this workspace's (it declares `[workspace]` and has `experiments/`), else the root this
 /// crate was built from.

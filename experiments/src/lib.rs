@@ -10,7 +10,9 @@ pub mod figures;
 pub mod suite;
 pub mod tidy;
 
-pub use artifact::{ArtifactDir, Run, RunRecord, Scale, config_path, load_config, workspace_root};
+pub use artifact::{
+    ArtifactArgs, ArtifactDir, Run, RunRecord, Scale, config_path, load_config, workspace_root,
+};
 pub use tidy::{ARTIFACTS, Artifact, tidy_check};
 
 /// A fresh scratch directory for a test, removed when dropped (experiments has no tempfile

@@ -207,6 +207,18 @@ pub fn load(dir: &Path, device: Device) -> Result<LoadedRun> {
     load_run(dir, device).with_context(|| format!("loading the run in {}", dir.display()))
 }
 
+/// The validation curve (EMA bits per token against steps) of a run's `metrics.jsonl`, named
+/// `name`; None when the run logged no validation.
+pub fn validation_series(name: &str, run_dir: &Path) -> Result<Option<md4_eval::Series>> {
+    let metrics = md4_train::metrics::read_metrics(&run_dir.join("metrics.jsonl"))?;
+    let (x, y): (Vec<f64>, Vec<f64>) = metrics
+        .iter()
+        .filter(|m| m["kind"] == "validation")
+        .filter_map(|m| Some((m["step"].as_f64()?, m["val_bits"].as_f64()?)))
+        .unzip();
+    Ok((!x.is_empty()).then(|| md4_eval::Series::new(name, x, y)))
+}
+
 /// A short description of a row's schedule for the card.
 pub fn schedule_label(cfg: &RunConfig) -> String {
     use md4_train::ObjectiveConfig as O;

@@ -142,3 +142,22 @@ pub fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// The tests' standard oracle: all 27 sequences of length 3 over 3 symbols, with unequal
+/// probabilities ∝ (37·s mod 11) + 1 that make the positions dependent.
+pub fn standard_oracle() -> Oracle {
+    let weights: Vec<f64> = (0..27).map(|s| ((s * 37) % 11 + 1) as f64).collect();
+    Oracle::new(Vocab::new(3), 3, &weights)
+}
+
+/// Mean and standard error of a `[B]` tensor.
+pub fn mean_se(x: &Tensor) -> (f64, f64) {
+    let x = x.to_kind(Kind::Double);
+    let n = x.size()[0] as f64;
+    (x.mean(Kind::Double).double_value(&[]), x.std(true).double_value(&[]) / n.sqrt())
+}
+
+/// `x` repeated as `b` rows → `[b, len(x)]` int64.
+pub fn repeat_row(x: &[i64], b: i64) -> Tensor {
+    Tensor::from_slice(x).unsqueeze(0).repeat([b, 1])
+}

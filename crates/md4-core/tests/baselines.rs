@@ -9,37 +9,10 @@
 use md4_core::baselines::{Campbell, D3pm, D3pmConfig, Sedd, campbell_constant};
 use md4_core::elbo::{continuous_nelbo, discrete_nelbo, masked_log_likelihood};
 use md4_core::forward::antithetic_times;
-use md4_core::testing::{Oracle, Uniform};
+use md4_core::testing::{Oracle, Uniform, mean_se, repeat_row, rng_lock, standard_oracle as oracle};
 use md4_core::{Denoiser, MaskingSchedule, Objective, Schedule, Vocab};
-use std::sync::{Mutex, MutexGuard};
 use tch::nn;
 use tch::{Device, Kind, Tensor};
-
-/// libtorch's generator is global and the test harness runs tests on parallel threads; the
-/// tests that replay draws with `manual_seed` would see each other's draws. Every test that
-/// draws random numbers holds this lock.
-static RNG: Mutex<()> = Mutex::new(());
-
-fn rng_lock() -> MutexGuard<'static, ()> {
-    RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn oracle() -> Oracle {
-    // 27 unequal probabilities with dependence between positions (as tests/elbo.rs).
-    let weights: Vec<f64> = (0..27).map(|s| ((s * 37) % 11 + 1) as f64).collect();
-    Oracle::new(Vocab::new(3), 3, &weights)
-}
-
-/// Mean and standard error of a `[B]` tensor.
-fn mean_se(x: &Tensor) -> (f64, f64) {
-    let x = x.to_kind(Kind::Double);
-    let n = x.size()[0] as f64;
-    (x.mean(Kind::Double).double_value(&[]), x.std(true).double_value(&[]) / n.sqrt())
-}
-
-fn repeat_row(x: &[i64], b: i64) -> Tensor {
-    Tensor::from_slice(x).unsqueeze(0).repeat([b, 1])
-}
 
 /// Midpoint times (b + ½)/B: a quadrature over t, with the mask draws the only randomness.
 fn midpoints(b: i64) -> Tensor {

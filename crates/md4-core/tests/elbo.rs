@@ -5,26 +5,9 @@
 
 use md4_core::elbo::{continuous_nelbo, discrete_nelbo, masked_log_likelihood, reconstruction_nats};
 use md4_core::forward::antithetic_times;
-use md4_core::testing::{Oracle, Uniform};
+use md4_core::testing::{Oracle, Uniform, mean_se, repeat_row, standard_oracle as oracle};
 use md4_core::{Denoiser, MaskingSchedule, Md4, Objective, Schedule, Vocab};
 use tch::{Kind, Tensor};
-
-fn oracle() -> Oracle {
-    // 27 unequal probabilities with dependence between positions.
-    let weights: Vec<f64> = (0..27).map(|s| ((s * 37) % 11 + 1) as f64).collect();
-    Oracle::new(Vocab::new(3), 3, &weights)
-}
-
-/// Mean and standard error of a `[B]` tensor.
-fn mean_se(x: &Tensor) -> (f64, f64) {
-    let x = x.to_kind(Kind::Double);
-    let n = x.size()[0] as f64;
-    (x.mean(Kind::Double).double_value(&[]), x.std(true).double_value(&[]) / n.sqrt())
-}
-
-fn repeat_row(x: &[i64], b: i64) -> Tensor {
-    Tensor::from_slice(x).unsqueeze(0).repeat([b, 1])
-}
 
 /// Every sequence's probability and index for a few representative rows.
 const ROWS: [[i64; 3]; 4] = [[0, 0, 0], [2, 1, 0], [1, 2, 2], [2, 2, 2]];

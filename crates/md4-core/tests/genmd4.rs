@@ -4,14 +4,9 @@
 
 use md4_core::elbo::masked_log_likelihood;
 use md4_core::genmd4::{self, GENMD4_EPS, GENMD4_T1, GenMd4Schedule};
-use md4_core::testing::Oracle;
+use md4_core::testing::{Oracle, standard_oracle as oracle};
 use md4_core::{Denoiser, MaskingSchedule, Schedule, Vocab};
 use tch::{Device, Kind, Tensor};
-
-fn oracle() -> Oracle {
-    let weights: Vec<f64> = (0..27).map(|s| ((s * 37) % 11 + 1) as f64).collect();
-    Oracle::new(Vocab::new(3), 3, &weights)
-}
 
 #[test]
 fn equal_exponents_reduce_to_md4_polynomial_loss() {

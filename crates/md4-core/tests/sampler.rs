@@ -7,16 +7,11 @@ use md4_core::categorical::{self, Precision, categorical_from_uniform, gumbel_ar
 use md4_core::sampler::{
     Conditioning, Grid, SamplerConfig, ancestral_sample, cached_ancestral_sample, genmd4_sample, top_p_filter,
 };
-use md4_core::testing::{Oracle, chi_square, chi_square_critical_999};
+use md4_core::testing::{Oracle, chi_square, chi_square_critical_999, standard_oracle as oracle};
 use md4_core::{MaskingSchedule, Schedule, Vocab};
 use tch::{Device, Kind, Tensor};
 
 const SAMPLES: i64 = 20_000;
-
-fn oracle() -> Oracle {
-    let weights: Vec<f64> = (0..27).map(|s| ((s * 37) % 11 + 1) as f64).collect();
-    Oracle::new(Vocab::new(3), 3, &weights)
-}
 
 fn histogram(o: &Oracle, x: &Tensor) -> Vec<i64> {
     Vec::try_from(o.index_of(x).bincount(None::<Tensor>, 27)).unwrap()

@@ -12,26 +12,17 @@
 use anyhow::Result;
 use clap::Parser;
 use experiments::suite::{self, Estimator, RowSpec, SuiteConfig};
-use experiments::{ArtifactDir, Run, Scale, load_config, workspace_root};
+use experiments::{ArtifactArgs, ArtifactDir, Run, load_config, workspace_root};
 use md4_core::MaskingSchedule;
 use md4_eval::table::{Row, Table};
-use md4_eval::{Bound, Environment, Estimate, LikelihoodProtocol, LinePlot, ProtocolCard, Series, Unit};
-use md4_train::metrics::read_metrics;
-use std::path::PathBuf;
+use md4_eval::{Bound, Environment, Estimate, LikelihoodProtocol, LinePlot, ProtocolCard, Unit};
 
 /// Train table2's MD4 model with every masking schedule and compare.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// Reproduction scale (table2's network, data and budget at this scale).
-    #[arg(long, value_enum, default_value_t = Scale::Small)]
-    scale: Scale,
-    /// Output directory [default: results/ablate-schedules/<scale>/].
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Device: cpu or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    common: ArtifactArgs,
     /// Schedules to train: linear, cosine, poly<w>, geometric.
     #[arg(long, value_delimiter = ',', default_values_t = ["linear", "cosine", "poly2", "poly0.5", "geometric"].map(String::from).to_vec())]
     schedules: Vec<String>,
@@ -39,13 +30,13 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let run = Run::start("ablate-schedules", args.scale);
+    let run = Run::start("ablate-schedules", args.common.scale);
     let root = workspace_root();
-    let device = md4_train::parse_device(&args.device)?;
-    let suite: SuiteConfig = load_config(&root, "table2", args.scale)?;
+    let device = md4_train::parse_device(&args.common.device)?;
+    let suite: SuiteConfig = load_config(&root, "table2", args.common.scale)?;
     let template = suite.row("md4-linear")?.clone();
     let (seqs, data) = suite::eval_sequences(&suite.eval)?;
-    let dir = ArtifactDir::resolve(args.out.as_deref(), "ablate-schedules", args.scale);
+    let dir = ArtifactDir::resolve(args.common.out.as_deref(), "ablate-schedules", args.common.scale);
     dir.create()?;
     let unit = Unit::BitsPerChar;
     let mut table = Table::new(&format!("MD4 with each masking schedule, text8 — {}", suite.description), 3);
@@ -59,7 +50,7 @@ fn main() -> Result<()> {
             objective: serde_yaml::to_value(md4_train::ObjectiveConfig::Md4 { schedule })?,
             overrides: template.overrides.clone(),
         };
-        let run_dir = suite::run_dir("table2", args.scale, &row.slug);
+        let run_dir = suite::run_dir("table2", args.common.scale, &row.slug);
         suite::ensure_trained(&suite, &row, &run_dir, device)?;
         let loaded = suite::load(&run_dir, device)?;
         let result = suite::evaluate_run(&loaded, &seqs, &suite.eval, Estimator::Reported, device)?;
@@ -73,7 +64,7 @@ fn main() -> Result<()> {
         let mut card = ProtocolCard::new(
             "ablate-schedules",
             &row.name,
-            args.scale.name(),
+            args.common.scale.name(),
             Environment::capture(Some(&root), device, result.wall_seconds),
         );
         card.data = Some(data.clone());
@@ -89,14 +80,7 @@ fn main() -> Result<()> {
         let path = dir.file(&format!("cards/{name}.yaml"));
         card.write(&path)?;
         outputs.push(path);
-        let (x, y): (Vec<f64>, Vec<f64>) = read_metrics(&run_dir.join("metrics.jsonl"))?
-            .iter()
-            .filter(|m| m["kind"] == "validation")
-            .filter_map(|m| Some((m["step"].as_f64()?, m["val_bits"].as_f64()?)))
-            .unzip();
-        if !x.is_empty() {
-            curves.push(Series::new(&row.name, x, y));
-        }
+        curves.extend(suite::validation_series(&row.name, &run_dir)?);
     }
     let (md, csv) = table.write(&dir.path)?;
     outputs.extend([md, csv]);
@@ -113,7 +97,7 @@ fn main() -> Result<()> {
     let mut card = ProtocolCard::new(
         "ablate-schedules",
         "all schedules",
-        args.scale.name(),
+        args.common.scale.name(),
         Environment::capture(Some(&root), device, run.elapsed()),
     );
     card.data = Some(data);

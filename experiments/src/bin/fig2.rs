@@ -11,25 +11,17 @@
 use anyhow::Result;
 use clap::Parser;
 use experiments::suite::{self, SuiteConfig};
-use experiments::{ArtifactDir, Run, Scale, figures, load_config, workspace_root};
+use experiments::{ArtifactArgs, ArtifactDir, Run, figures, load_config, workspace_root};
 use md4_core::Precision;
 use md4_core::sampler::{Grid, SamplerConfig};
 use md4_eval::{Environment, ProtocolCard, SamplingProtocol, TokenGrid};
-use std::path::PathBuf;
 
 /// Fig. 2: tokens revealed per step, and a sample's unmasking order.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// Reproduction scale (the sample comes from table2's model at this scale).
-    #[arg(long, value_enum, default_value_t = Scale::Small)]
-    scale: Scale,
-    /// Output directory [default: results/fig2/<scale>/].
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Device: cpu or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    common: ArtifactArgs,
     /// Sampling steps of the unmasking picture.
     #[arg(long, default_value_t = 256)]
     steps: i64,
@@ -40,16 +32,16 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let run = Run::start("fig2", args.scale);
+    let run = Run::start("fig2", args.common.scale);
     let root = workspace_root();
-    let device = md4_train::parse_device(&args.device)?;
-    let dir = ArtifactDir::resolve(args.out.as_deref(), "fig2", args.scale);
+    let device = md4_train::parse_device(&args.common.device)?;
+    let dir = ArtifactDir::resolve(args.common.out.as_deref(), "fig2", args.common.scale);
     dir.create()?;
     let reveal = figures::fig2_reveal(&dir.path, 256, 12288)?;
 
-    let suite: SuiteConfig = load_config(&root, "table2", args.scale)?;
+    let suite: SuiteConfig = load_config(&root, "table2", args.common.scale)?;
     let row = suite.row("md4-linear")?;
-    let run_dir = suite::run_dir("table2", args.scale, &row.slug);
+    let run_dir = suite::run_dir("table2", args.common.scale, &row.slug);
     suite::ensure_trained(&suite, row, &run_dir, device)?;
     let loaded = suite::load(&run_dir, device)?;
     let sampler =
@@ -64,7 +56,10 @@ fn main() -> Result<()> {
     let steps: Vec<usize> =
         Vec::<i64>::try_from(out.reveal_step.squeeze_dim(0))?.into_iter().map(|s| s as usize).collect();
     let grid = TokenGrid::new(
-        &format!("Unmasking order of one MD4 sample (T = {}, cosine grid, {} scale)", args.steps, args.scale),
+        &format!(
+            "Unmasking order of one MD4 sample (T = {}, cosine grid, {} scale)",
+            args.steps, args.common.scale
+        ),
         labels,
         steps,
         args.steps as usize + 1,
@@ -75,7 +70,7 @@ fn main() -> Result<()> {
     let mut card = ProtocolCard::new(
         "fig2",
         "tokens revealed per step; unmasking order",
-        args.scale.name(),
+        args.common.scale.name(),
         Environment::capture(Some(&root), device, run.elapsed()),
     );
     card.sampling = Some(SamplingProtocol {
@@ -99,6 +94,6 @@ fn main() -> Result<()> {
     let mut outputs = vec![reveal.png, reveal.svg, reveal.csv, unmasking.png, unmasking.svg, unmasking.csv];
     outputs.push(dir.file("card.yaml"));
     run.finish(&dir, device, &outputs)?;
-    println!("fig2 ({}) written to {}\nsample: {text}", args.scale, dir.path.display());
+    println!("fig2 ({}) written to {}\nsample: {text}", args.common.scale, dir.path.display());
     Ok(())
 }

@@ -11,46 +11,38 @@
 use anyhow::{Result, bail};
 use clap::Parser;
 use experiments::suite::{self, SuiteConfig};
-use experiments::{ArtifactDir, Run, Scale, load_config, workspace_root};
+use experiments::{ArtifactArgs, ArtifactDir, Run, load_config, workspace_root};
 use md4_eval::{BarChart, Environment, ProtocolCard, Series};
 use md4_train::Trained;
-use std::path::PathBuf;
 
 /// GenMD4's learned per-character exponents w.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// Reproduction scale (the model is table2's GenMD4 run at this scale).
-    #[arg(long, value_enum, default_value_t = Scale::Small)]
-    scale: Scale,
-    /// Output directory [default: results/fig-genmd4-w/<scale>/].
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Device: cpu or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    common: ArtifactArgs,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let run = Run::start("fig-genmd4-w", args.scale);
+    let run = Run::start("fig-genmd4-w", args.common.scale);
     let root = workspace_root();
-    let device = md4_train::parse_device(&args.device)?;
-    let suite: SuiteConfig = load_config(&root, "table2", args.scale)?;
+    let device = md4_train::parse_device(&args.common.device)?;
+    let suite: SuiteConfig = load_config(&root, "table2", args.common.scale)?;
     let row = suite.row("genmd4")?;
-    let run_dir = suite::run_dir("table2", args.scale, &row.slug);
+    let run_dir = suite::run_dir("table2", args.common.scale, &row.slug);
     suite::ensure_trained(&suite, row, &run_dir, device)?;
     let loaded = suite::load(&run_dir, device)?;
     let Trained::GenMd4(model) = &loaded.trained else { bail!("table2's genmd4 row is not a GenMD4 run") };
     let w: Vec<f64> = Vec::try_from(tch::no_grad(|| model.schedule.w()).to_kind(tch::Kind::Double))?;
-    let dir = ArtifactDir::resolve(args.out.as_deref(), "fig-genmd4-w", args.scale);
+    let dir = ArtifactDir::resolve(args.common.out.as_deref(), "fig-genmd4-w", args.common.scale);
     dir.create()?;
     let x: Vec<f64> = (0..w.len()).map(|i| i as f64).collect();
     let chars: String = (0..w.len() as u8).map(|i| if i < 26 { (b'a' + i) as char } else { '_' }).collect();
     let chart = BarChart::new(
         &format!(
             "GenMD4 learned exponents w per character (text8; 0–25 = a–z, 26 = space; {} scale)",
-            args.scale
+            args.common.scale
         ),
         "token id",
         "w (α_t = 1 − t^w)",
@@ -63,7 +55,7 @@ fn main() -> Result<()> {
     let mut card = ProtocolCard::new(
         "fig-genmd4-w",
         "learned w",
-        args.scale.name(),
+        args.common.scale.name(),
         Environment::capture(Some(&root), device, run.elapsed()),
     );
     let (lo, hi) = w.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
@@ -76,6 +68,6 @@ fn main() -> Result<()> {
     ];
     card.write(&dir.file("card.yaml"))?;
     run.finish(&dir, device, &[files.png, files.svg, files.csv, dir.file("card.yaml")])?;
-    println!("fig-genmd4-w ({}) written to {}", args.scale, dir.path.display());
+    println!("fig-genmd4-w ({}) written to {}", args.common.scale, dir.path.display());
     Ok(())
 }

@@ -14,25 +14,16 @@
 use anyhow::{Context, Result};
 use clap::Parser;
 use experiments::suite::{self, Estimator, SuiteConfig};
-use experiments::{ArtifactDir, Run, Scale, load_config, workspace_root};
+use experiments::{ArtifactArgs, ArtifactDir, Run, load_config, workspace_root};
 use md4_eval::table::{PaperTables, Row, Table};
-use md4_eval::{Environment, Estimate, LikelihoodProtocol, LinePlot, ProtocolCard, Series, Unit};
-use md4_train::metrics::read_metrics;
-use std::path::PathBuf;
+use md4_eval::{Environment, Estimate, LikelihoodProtocol, LinePlot, ProtocolCard, Unit};
 
 /// Table 2: text8 bits per character of MD4, GenMD4 and the baselines.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// Reproduction scale: smoke (CI), small (2-core CPU, real data) or paper (GPU cluster).
-    #[arg(long, value_enum, default_value_t = Scale::Small)]
-    scale: Scale,
-    /// Output directory [default: results/table2/<scale>/ under the workspace root].
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Device for training and evaluation: cpu or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    common: ArtifactArgs,
     /// Only these rows (by slug, comma-separated); the table then lists only them.
     #[arg(long, value_delimiter = ',')]
     rows: Vec<String>,
@@ -40,17 +31,17 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let run = Run::start("table2", args.scale);
+    let run = Run::start("table2", args.common.scale);
     let root = workspace_root();
-    let device = md4_train::parse_device(&args.device)?;
-    let suite: SuiteConfig = load_config(&root, "table2", args.scale)?;
+    let device = md4_train::parse_device(&args.common.device)?;
+    let suite: SuiteConfig = load_config(&root, "table2", args.common.scale)?;
     let paper = PaperTables::load(&root.join("results/paper.yaml"))?;
-    let dir = ArtifactDir::resolve(args.out.as_deref(), "table2", args.scale);
+    let dir = ArtifactDir::resolve(args.common.out.as_deref(), "table2", args.common.scale);
     dir.create()?;
     let (seqs, data) = suite::eval_sequences(&suite.eval)?;
     eprintln!(
         "table2 ({}): {} test chunks of {} characters",
-        args.scale, data.n_sequences, data.sequence_length
+        args.common.scale, data.n_sequences, data.sequence_length
     );
 
     let unit = Unit::BitsPerChar;
@@ -60,7 +51,7 @@ fn main() -> Result<()> {
     let rows: Vec<_> =
         suite.rows.iter().filter(|r| args.rows.is_empty() || args.rows.contains(&r.slug)).collect();
     for row in rows {
-        let run_dir = suite::run_dir("table2", args.scale, &row.slug);
+        let run_dir = suite::run_dir("table2", args.common.scale, &row.slug);
         suite::ensure_trained(&suite, row, &run_dir, device)?;
         let loaded = suite::load(&run_dir, device)?;
         eprintln!("== {}: evaluating {} chunks × {} passes", row.name, data.n_sequences, suite.eval.passes);
@@ -89,7 +80,7 @@ fn main() -> Result<()> {
         let mut card = ProtocolCard::new(
             "table2",
             &row.name,
-            args.scale.name(),
+            args.common.scale.name(),
             Environment::capture(Some(&root), device, result.wall_seconds),
         );
         card.data = Some(data.clone());
@@ -115,15 +106,7 @@ fn main() -> Result<()> {
         card.write(&card_path)?;
         outputs.push(card_path);
 
-        let metrics = read_metrics(&run_dir.join("metrics.jsonl"))?;
-        let (x, y): (Vec<f64>, Vec<f64>) = metrics
-            .iter()
-            .filter(|m| m["kind"] == "validation")
-            .filter_map(|m| Some((m["step"].as_f64()?, m["val_bits"].as_f64()?)))
-            .unzip();
-        if !x.is_empty() {
-            curves.push(Series::new(&row.name, x, y));
-        }
+        curves.extend(suite::validation_series(&row.name, &run_dir)?);
     }
     let (md, csv) = table.write(&dir.path)?;
     outputs.extend([md, csv]);
@@ -140,7 +123,7 @@ fn main() -> Result<()> {
     let mut card = ProtocolCard::new(
         "table2",
         "all rows",
-        args.scale.name(),
+        args.common.scale.name(),
         Environment::capture(Some(&root), device, run.elapsed()),
     );
     card.data = Some(data);
@@ -153,6 +136,6 @@ fn main() -> Result<()> {
     outputs.push(dir.file("card.yaml"));
     run.finish(&dir, device, &outputs)?;
     println!("{}", std::fs::read_to_string(dir.file("table.md"))?);
-    println!("table2 ({}) written to {}", args.scale, dir.path.display());
+    println!("table2 ({}) written to {}", args.common.scale, dir.path.display());
     Ok(())
 }

@@ -13,24 +13,16 @@
 use anyhow::Result;
 use clap::Parser;
 use experiments::suite::{self, Estimator, SuiteConfig};
-use experiments::{ArtifactDir, Run, Scale, load_config, workspace_root};
+use experiments::{ArtifactArgs, ArtifactDir, Run, load_config, workspace_root};
 use md4_eval::table::{Row, Table};
 use md4_eval::{Environment, Estimate, LikelihoodProtocol, ProtocolCard, Unit};
-use std::path::PathBuf;
 
 /// Table 7: finite-T versus continuous-time bounds of one MD4 model (text8).
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// Reproduction scale (the model is table2's MD4 (linear) run at this scale).
-    #[arg(long, value_enum, default_value_t = Scale::Small)]
-    scale: Scale,
-    /// Output directory [default: results/table7/<scale>/].
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Device: cpu or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    common: ArtifactArgs,
     /// Numbers of steps T of the finite-T bounds.
     #[arg(long, value_delimiter = ',', default_values_t = vec![100i64, 1000, 10000])]
     steps: Vec<i64>,
@@ -38,17 +30,17 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let run = Run::start("table7", args.scale);
+    let run = Run::start("table7", args.common.scale);
     let root = workspace_root();
-    let device = md4_train::parse_device(&args.device)?;
+    let device = md4_train::parse_device(&args.common.device)?;
     // The model and the evaluation protocol are table2's.
-    let suite: SuiteConfig = load_config(&root, "table2", args.scale)?;
+    let suite: SuiteConfig = load_config(&root, "table2", args.common.scale)?;
     let row = suite.row("md4-linear")?;
-    let run_dir = suite::run_dir("table2", args.scale, &row.slug);
+    let run_dir = suite::run_dir("table2", args.common.scale, &row.slug);
     suite::ensure_trained(&suite, row, &run_dir, device)?;
     let loaded = suite::load(&run_dir, device)?;
     let (seqs, data) = suite::eval_sequences(&suite.eval)?;
-    let dir = ArtifactDir::resolve(args.out.as_deref(), "table7", args.scale);
+    let dir = ArtifactDir::resolve(args.common.out.as_deref(), "table7", args.common.scale);
     dir.create()?;
 
     let unit = Unit::BitsPerChar;
@@ -79,7 +71,7 @@ fn main() -> Result<()> {
         let mut card = ProtocolCard::new(
             "table7",
             &label,
-            args.scale.name(),
+            args.common.scale.name(),
             Environment::capture(Some(&root), device, result.wall_seconds),
         );
         card.data = Some(data.clone());
@@ -107,7 +99,7 @@ fn main() -> Result<()> {
     let mut card = ProtocolCard::new(
         "table7",
         "all rows",
-        args.scale.name(),
+        args.common.scale.name(),
         Environment::capture(Some(&root), device, run.elapsed()),
     );
     card.data = Some(data);
