@@ -35,6 +35,10 @@ pub struct SampleArgs {
     /// Text that every sample starts with (text models only).
     #[arg(long)]
     prompt: Option<String>,
+    /// Skip the network call when no token changed since the last one; exact (same samples,
+    /// fewer calls) for time-independent denoisers, a no-op for time-conditioned ones
+    #[arg(long)]
+    cached: bool,
     /// Number of samples.
     #[arg(long, default_value_t = 4)]
     num: i64,
@@ -153,7 +157,11 @@ pub fn run(a: SampleArgs) -> Result<()> {
     let sampler = SamplerConfig { steps: a.steps, grid: a.grid, precision: a.precision, top_p: a.top_p };
     tch::manual_seed(a.seed);
     let start = Instant::now();
-    let out = loaded.trained.sample(a.num, seq_len, cond.as_ref(), &sampler, device);
+    let out = if a.cached {
+        loaded.trained.sample_cached(a.num, seq_len, cond.as_ref(), &sampler, device)
+    } else {
+        loaded.trained.sample(a.num, seq_len, cond.as_ref(), &sampler, device)
+    };
     let wall = start.elapsed().as_secs_f64();
     let tokens: Vec<i64> = Vec::try_from(&out.tokens.to_device(Device::Cpu).view([-1]))?;
     let rows: Vec<&[i64]> = tokens.chunks(seq_len as usize).collect();
@@ -194,6 +202,7 @@ pub fn run(a: SampleArgs) -> Result<()> {
         "seq_len": seq_len,
         "sampler": sampler,
         "prompt": a.prompt,
+        "cached": a.cached,
         "seed": a.seed,
         "network_calls": out.network_calls,
         "argmax_filled": out.argmax_filled,

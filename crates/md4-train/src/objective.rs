@@ -109,6 +109,27 @@ impl Trained {
     }
 }
 
+impl Trained {
+    /// [`Trained::sample`] with the cached ancestral sampler for scalar-schedule diffusion
+    /// models (the network call is skipped when no token changed and the denoiser ignores t;
+    /// identical samples, fewer calls). GenMD4 and the AR baseline sample as usual.
+    pub fn sample_cached(
+        &self,
+        batch: i64,
+        seq_len: i64,
+        cond: Option<&Conditioning>,
+        cfg: &SamplerConfig,
+        device: Device,
+    ) -> SampleOutput {
+        match self.scalar_diffusion() {
+            Some((net, schedule, vocab)) => md4_core::sampler::cached_ancestral_sample(
+                net, &schedule, vocab, batch, seq_len, cond, cfg, device,
+            ),
+            None => self.sample(batch, seq_len, cond, cfg, device),
+        }
+    }
+}
+
 /// Left-to-right sampling from the AR baseline (top-p and precision as for diffusion).
 fn ar_sample(
     o: &ArObjective,
