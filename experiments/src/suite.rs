@@ -219,6 +219,36 @@ pub fn validation_series(name: &str, run_dir: &Path) -> Result<Option<md4_eval::
     Ok((!x.is_empty()).then(|| md4_eval::Series::new(name, x, y)))
 }
 
+/// What every table artifact writes after its rows: `table.md` and `rows.csv`, the curves plot
+/// (when it has series), the summary `card.yaml` (data protocol and notes) and `record.yaml`;
+/// then prints the table.
+pub fn finish_table(
+    run: &crate::Run,
+    dir: &crate::ArtifactDir,
+    device: Device,
+    table: &md4_eval::Table,
+    curves: Option<md4_eval::LinePlot>,
+    data: DataProtocol,
+    notes: Vec<String>,
+    mut outputs: Vec<PathBuf>,
+) -> Result<()> {
+    let (md, csv) = table.write(&dir.path)?;
+    outputs.extend([md, csv]);
+    if let Some(plot) = curves.filter(|p| !p.series.is_empty()) {
+        let files = plot.write(&dir.file("curves")).context("plotting the training curves")?;
+        outputs.extend([files.png, files.svg, files.csv]);
+    }
+    let environment = md4_eval::Environment::capture(Some(&crate::workspace_root()), device, run.elapsed());
+    let mut card = md4_eval::ProtocolCard::new(&run.artifact, "all rows", run.scale.name(), environment);
+    card.data = Some(data);
+    card.notes = notes;
+    card.write(&dir.file("card.yaml"))?;
+    outputs.push(dir.file("card.yaml"));
+    run.finish(dir, device, &outputs)?;
+    println!("{}", std::fs::read_to_string(dir.file("table.md"))?);
+    Ok(())
+}
+
 /// A short description of a row's schedule for the card.
 pub fn schedule_label(cfg: &RunConfig) -> String {
     use md4_train::ObjectiveConfig as O;

@@ -82,32 +82,16 @@ fn main() -> Result<()> {
         outputs.push(path);
         curves.extend(suite::validation_series(&row.name, &run_dir)?);
     }
-    let (md, csv) = table.write(&dir.path)?;
-    outputs.extend([md, csv]);
-    if !curves.is_empty() {
-        let files = LinePlot::new(
-            "Validation bits per character (EMA) by masking schedule",
-            "training step",
-            "validation BPC (bound)",
-            curves,
-        )
-        .write(&dir.file("curves"))?;
-        outputs.extend([files.png, files.svg, files.csv]);
-    }
-    let mut card = ProtocolCard::new(
-        "ablate-schedules",
-        "all schedules",
-        args.common.scale.name(),
-        Environment::capture(Some(&root), device, run.elapsed()),
+    let curves = LinePlot::new(
+        "Validation bits per character (EMA) by masking schedule",
+        "training step",
+        "validation BPC (bound)",
+        curves,
     );
-    card.data = Some(data);
-    card.notes = vec![
+    let notes = vec![
         suite.description.clone(),
         "the paper proves the continuous bound is schedule-invariant for a fixed denoiser (§3.2); schedules differ through the training signal's variance and weighting".into(),
     ];
-    card.write(&dir.file("card.yaml"))?;
-    outputs.push(dir.file("card.yaml"));
-    run.finish(&dir, device, &outputs)?;
-    println!("{}", std::fs::read_to_string(dir.file("table.md"))?);
+    suite::finish_table(&run, &dir, device, &table, Some(curves), data, notes, outputs)?;
     Ok(())
 }

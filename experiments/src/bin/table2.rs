@@ -11,7 +11,7 @@
 //! Writes `results/table2/<scale>/{table.md, rows.csv, card.yaml, record.yaml}`,
 //! `cards/<row>.yaml` per row, and `curves.{png,svg,csv}` (validation BPC against steps).
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Parser;
 use experiments::suite::{self, Estimator, SuiteConfig};
 use experiments::{ArtifactArgs, ArtifactDir, Run, load_config, workspace_root};
@@ -108,34 +108,18 @@ fn main() -> Result<()> {
 
         curves.extend(suite::validation_series(&row.name, &run_dir)?);
     }
-    let (md, csv) = table.write(&dir.path)?;
-    outputs.extend([md, csv]);
-    if !curves.is_empty() {
-        let plot = LinePlot::new(
-            "text8 validation bits per character (EMA weights) during training",
-            "training step",
-            "validation BPC (bound; exact for AR)",
-            curves,
-        );
-        let files = plot.write(&dir.file("curves")).context("plotting the training curves")?;
-        outputs.extend([files.png, files.svg, files.csv]);
-    }
-    let mut card = ProtocolCard::new(
-        "table2",
-        "all rows",
-        args.common.scale.name(),
-        Environment::capture(Some(&root), device, run.elapsed()),
+    let curves = LinePlot::new(
+        "text8 validation bits per character (EMA weights) during training",
+        "training step",
+        "validation BPC (bound; exact for AR)",
+        curves,
     );
-    card.data = Some(data);
-    card.notes = vec![
+    let notes = vec![
         suite.description.clone(),
         "each row's estimator, passes and checkpoint are in cards/<row>.yaml".into(),
         "paper column: arXiv v4 Table 2 (text8, 100M characters, 12-layer models, 1M steps); small-scale numbers are not comparable in value, only in ordering".into(),
     ];
-    card.write(&dir.file("card.yaml"))?;
-    outputs.push(dir.file("card.yaml"));
-    run.finish(&dir, device, &outputs)?;
-    println!("{}", std::fs::read_to_string(dir.file("table.md"))?);
+    suite::finish_table(&run, &dir, device, &table, Some(curves), data, notes, outputs)?;
     println!("table2 ({}) written to {}", args.common.scale, dir.path.display());
     Ok(())
 }

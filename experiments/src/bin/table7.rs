@@ -94,22 +94,10 @@ fn main() -> Result<()> {
         card.write(&path)?;
         outputs.push(path);
     }
-    let (md, csv) = table.write(&dir.path)?;
-    outputs.extend([md, csv]);
-    let mut card = ProtocolCard::new(
-        "table7",
-        "all rows",
-        args.common.scale.name(),
-        Environment::capture(Some(&root), device, run.elapsed()),
-    );
-    card.data = Some(data);
-    card.notes = vec![
+    let notes = vec![
         suite.description.clone(),
         "paper Table 7 (MD4-S on OWT, zero-shot perplexity; e.g. PTB ≤ 105.2 / 102.5 / 102.4 / 102.3 for T = 100 / 1000 / 10000 / ∞) has no text8 counterpart, so the Paper column is empty; the expected ordering is continuous ≤ T=10000 ≤ T=1000 ≤ T=100".into(),
     ];
-    card.write(&dir.file("card.yaml"))?;
-    outputs.push(dir.file("card.yaml"));
-    run.finish(&dir, device, &outputs)?;
-    println!("{}", std::fs::read_to_string(dir.file("table.md"))?);
+    suite::finish_table(&run, &dir, device, &table, None, data, notes, outputs)?;
     Ok(())
 }
