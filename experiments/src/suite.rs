@@ -219,6 +219,30 @@ pub fn validation_series(name: &str, run_dir: &Path) -> Result<Option<md4_eval::
     Ok((!x.is_empty()).then(|| md4_eval::Series::new(name, x, y)))
 }
 
+/// Write one row's protocol card (`cards/<file_stem>.yaml`): the evaluation data, how the
+/// likelihood was estimated (its evaluation took `wall_seconds`), and notes; returns its path
+/// for the run record.
+pub fn write_row_card(
+    run: &crate::Run,
+    dir: &crate::ArtifactDir,
+    device: Device,
+    wall_seconds: f64,
+    item: &str,
+    file_stem: &str,
+    data: &DataProtocol,
+    likelihood: md4_eval::LikelihoodProtocol,
+    notes: Vec<String>,
+) -> Result<PathBuf> {
+    let environment = md4_eval::Environment::capture(Some(&crate::workspace_root()), device, wall_seconds);
+    let mut card = md4_eval::ProtocolCard::new(&run.artifact, item, run.scale.name(), environment);
+    card.data = Some(data.clone());
+    card.likelihood = Some(likelihood);
+    card.notes = notes;
+    let path = dir.file(&format!("cards/{file_stem}.yaml"));
+    card.write(&path)?;
+    Ok(path)
+}
+
 /// What every table artifact writes after its rows: `table.md` and `rows.csv`, the curves plot
 /// (when it has series), the summary `card.yaml` (data protocol and notes) and `record.yaml`;
 /// then prints the table.

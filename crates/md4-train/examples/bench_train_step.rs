@@ -157,19 +157,23 @@ fn last_json_line(stdout: &[u8]) -> Result<Value> {
     Ok(serde_json::from_str(line)?)
 }
 
+/// The measurement flags that the Rust and the Python worker share.
+fn worker_args(args: &Args) -> Vec<String> {
+    [
+        ("--steps", args.steps.to_string()),
+        ("--warmup", args.warmup.to_string()),
+        ("--batch", args.batch.to_string()),
+        ("--seq-len", args.seq_len.to_string()),
+        ("--device", args.device.clone()),
+    ]
+    .into_iter()
+    .flat_map(|(flag, value)| [flag.to_string(), value])
+    .collect()
+}
+
 fn run_rust(args: &Args, dtype: &str) -> Result<Value> {
     let exe = std::env::current_exe()?;
-    let out = Command::new(exe)
-        .args(["--worker", dtype, "--steps", &args.steps.to_string(), "--warmup", &args.warmup.to_string()])
-        .args([
-            "--batch",
-            &args.batch.to_string(),
-            "--seq-len",
-            &args.seq_len.to_string(),
-            "--device",
-            &args.device,
-        ])
-        .output()?;
+    let out = Command::new(exe).args(["--worker", dtype]).args(worker_args(args)).output()?;
     if !out.status.success() {
         bail!("rust worker failed: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -180,15 +184,8 @@ fn run_python(args: &Args, python: &PathBuf, dtype: &str) -> Result<Value> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/train_step.py");
     let out = Command::new(python)
         .arg(&script)
-        .args(["--dtype", dtype, "--steps", &args.steps.to_string(), "--warmup", &args.warmup.to_string()])
-        .args([
-            "--batch",
-            &args.batch.to_string(),
-            "--seq-len",
-            &args.seq_len.to_string(),
-            "--device",
-            &args.device,
-        ])
+        .args(["--dtype", dtype])
+        .args(worker_args(args))
         .output()
         .with_context(|| format!("running {}", python.display()))?;
     if !out.status.success() {

@@ -15,7 +15,7 @@ use experiments::suite::{self, Estimator, RowSpec, SuiteConfig};
 use experiments::{ArtifactArgs, ArtifactDir, Run, load_config, workspace_root};
 use md4_core::MaskingSchedule;
 use md4_eval::table::{Row, Table};
-use md4_eval::{Bound, Environment, Estimate, LikelihoodProtocol, LinePlot, ProtocolCard, Unit};
+use md4_eval::{Bound, Estimate, LikelihoodProtocol, LinePlot, Unit};
 
 /// Train table2's MD4 model with every masking schedule and compare.
 #[derive(Parser, Debug)]
@@ -61,25 +61,26 @@ fn main() -> Result<()> {
             None,
             &format!("continuous-time bound; {} steps × {}", loaded.step, loaded.cfg.train.batch),
         ));
-        let mut card = ProtocolCard::new(
-            "ablate-schedules",
-            &row.name,
-            args.common.scale.name(),
-            Environment::capture(Some(&root), device, result.wall_seconds),
-        );
-        card.data = Some(data.clone());
-        card.likelihood = Some(LikelihoodProtocol::from_result(
+        let likelihood = LikelihoodProtocol::from_result(
             &result,
             Bound::Continuous,
             name,
             true,
             "antithetic across the batch",
             unit,
-        ));
-        card.notes = vec![format!("run directory: {}", run_dir.display())];
-        let path = dir.file(&format!("cards/{name}.yaml"));
-        card.write(&path)?;
-        outputs.push(path);
+        );
+        let notes = vec![format!("run directory: {}", run_dir.display())];
+        outputs.push(suite::write_row_card(
+            &run,
+            &dir,
+            device,
+            result.wall_seconds,
+            &row.name,
+            name,
+            &data,
+            likelihood,
+            notes,
+        )?);
         curves.extend(suite::validation_series(&row.name, &run_dir)?);
     }
     let curves = LinePlot::new(

@@ -16,7 +16,7 @@ use clap::Parser;
 use experiments::suite::{self, Estimator, SuiteConfig};
 use experiments::{ArtifactArgs, ArtifactDir, Run, load_config, workspace_root};
 use md4_eval::table::{PaperTables, Row, Table};
-use md4_eval::{Environment, Estimate, LikelihoodProtocol, LinePlot, ProtocolCard, Unit};
+use md4_eval::{Estimate, LikelihoodProtocol, LinePlot, Unit};
 
 /// Table 2: text8 bits per character of MD4, GenMD4 and the baselines.
 #[derive(Parser, Debug)]
@@ -77,14 +77,7 @@ fn main() -> Result<()> {
         );
         table.push(Row::new(&row.name, Some(estimate), unit.label(), paper_value, &notes));
 
-        let mut card = ProtocolCard::new(
-            "table2",
-            &row.name,
-            args.common.scale.name(),
-            Environment::capture(Some(&root), device, result.wall_seconds),
-        );
-        card.data = Some(data.clone());
-        card.likelihood = Some(LikelihoodProtocol::from_result(
+        let likelihood = LikelihoodProtocol::from_result(
             &result,
             bound,
             &suite::schedule_label(&loaded.cfg),
@@ -95,16 +88,24 @@ fn main() -> Result<()> {
                 "antithetic across the batch, one t per sequence per pass"
             },
             unit,
-        ));
-        card.notes = vec![
+        );
+        let notes = vec![
             format!("run directory: {}", run_dir.display()),
             format!("checkpoint: {} (EMA weights, step {})", loaded.checkpoint.display(), loaded.step),
             format!("objective: {:?}", loaded.cfg.objective),
             suite.description.clone(),
         ];
-        let card_path = dir.file(&format!("cards/{}.yaml", row.slug));
-        card.write(&card_path)?;
-        outputs.push(card_path);
+        outputs.push(suite::write_row_card(
+            &run,
+            &dir,
+            device,
+            result.wall_seconds,
+            &row.name,
+            &row.slug,
+            &data,
+            likelihood,
+            notes,
+        )?);
 
         curves.extend(suite::validation_series(&row.name, &run_dir)?);
     }

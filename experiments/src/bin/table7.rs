@@ -15,7 +15,7 @@ use clap::Parser;
 use experiments::suite::{self, Estimator, SuiteConfig};
 use experiments::{ArtifactArgs, ArtifactDir, Run, load_config, workspace_root};
 use md4_eval::table::{Row, Table};
-use md4_eval::{Environment, Estimate, LikelihoodProtocol, ProtocolCard, Unit};
+use md4_eval::{Estimate, LikelihoodProtocol, Unit};
 
 /// Table 7: finite-T versus continuous-time bounds of one MD4 model (text8).
 #[derive(Parser, Debug)]
@@ -68,14 +68,7 @@ fn main() -> Result<()> {
             None,
             &notes,
         ));
-        let mut card = ProtocolCard::new(
-            "table7",
-            &label,
-            args.common.scale.name(),
-            Environment::capture(Some(&root), device, result.wall_seconds),
-        );
-        card.data = Some(data.clone());
-        card.likelihood = Some(LikelihoodProtocol::from_result(
+        let likelihood = LikelihoodProtocol::from_result(
             &result,
             bound,
             "linear",
@@ -87,12 +80,20 @@ fn main() -> Result<()> {
                 Estimator::Reported => "antithetic across the batch, one t per sequence per pass",
             },
             unit,
-        ));
-        card.notes = vec![format!("checkpoint: {}", loaded.checkpoint.display())];
+        );
+        let notes = vec![format!("checkpoint: {}", loaded.checkpoint.display())];
         let slug = label.split_whitespace().nth(2).unwrap_or("continuous").replace('∞', "inf");
-        let path = dir.file(&format!("cards/{slug}.yaml"));
-        card.write(&path)?;
-        outputs.push(path);
+        outputs.push(suite::write_row_card(
+            &run,
+            &dir,
+            device,
+            result.wall_seconds,
+            &label,
+            &slug,
+            &data,
+            likelihood,
+            notes,
+        )?);
     }
     let notes = vec![
         suite.description.clone(),
