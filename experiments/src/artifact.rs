@@ -143,6 +143,7 @@ pub struct Run {
 
 impl Run {
     pub fn start(artifact: &str, scale: Scale) -> Self {
+        md4_train::tune_allocator();
         Self { artifact: artifact.into(), scale, started: SystemTime::now(), clock: Instant::now() }
     }
 

@@ -283,3 +283,112 @@ pub fn schedule_label(cfg: &RunConfig) -> String {
         O::Ar => "n/a (autoregressive)".into(),
     }
 }
+
+/// What distinguishes one single-column likelihood table (Table 2, Table 5, the image table)
+/// from another; [`likelihood_table`] does the rest.
+#[derive(Clone, Debug)]
+pub struct LikelihoodTable<'a> {
+    pub artifact: &'a str,
+    pub unit: md4_eval::Unit,
+    /// `results/paper.yaml` table and column of the paper values (`table2`, `bpc`).
+    pub paper_table: &'a str,
+    pub paper_column: &'a str,
+    /// Table title before the suite's description (`text8 bits per character`).
+    pub title: &'a str,
+    pub decimals: usize,
+    /// Title and y label of `curves.png` (validation bits per token against steps).
+    pub curve_title: &'a str,
+    pub curve_ylabel: &'a str,
+    /// Where the paper column comes from and how comparable it is.
+    pub paper_note: &'a str,
+}
+
+/// Train (or reuse) every row of `artifact`'s suite at `args.scale` (only `only` when not
+/// empty), score each on the suite's evaluation split with EMA weights, and write the table,
+/// the per-row cards, the validation curves and the record.
+pub fn likelihood_table(spec: &LikelihoodTable, args: &crate::ArtifactArgs, only: &[String]) -> Result<()> {
+    use md4_eval::table::{PaperTables, Row, Table};
+    use md4_eval::{Estimate, LikelihoodProtocol, LinePlot};
+    let run = crate::Run::start(spec.artifact, args.scale);
+    let root = crate::workspace_root();
+    let device = md4_train::parse_device(&args.device)?;
+    let suite: SuiteConfig = crate::load_config(&root, spec.artifact, args.scale)?;
+    let paper = PaperTables::load(&root.join("results/paper.yaml"))?;
+    let dir = crate::ArtifactDir::resolve(args.out.as_deref(), spec.artifact, args.scale);
+    dir.create()?;
+    let (seqs, data) = eval_sequences(&suite.eval)?;
+    eprintln!(
+        "{} ({}): {} evaluation chunks of {} tokens",
+        spec.artifact, args.scale, data.n_sequences, data.sequence_length
+    );
+    let unit = spec.unit;
+    let mut table = Table::new(&format!("{} — {}", spec.title, suite.description), spec.decimals);
+    let mut outputs = vec![];
+    let mut curves = vec![];
+    for row in suite.rows.iter().filter(|r| only.is_empty() || only.contains(&r.slug)) {
+        let run_dir = run_dir(spec.artifact, args.scale, &row.slug);
+        ensure_trained(&suite, row, &run_dir, device)?;
+        let loaded = load(&run_dir, device)?;
+        eprintln!("== {}: evaluating {} chunks × {} passes", row.name, data.n_sequences, suite.eval.passes);
+        let result = evaluate_run(&loaded, &seqs, &suite.eval, Estimator::Reported, device)?;
+        let d3pm_steps = match loaded.cfg.objective {
+            md4_train::ObjectiveConfig::D3pm { steps, .. } => Some(steps),
+            _ => None,
+        };
+        let bound = bound_of(&loaded.trained, Estimator::Reported, d3pm_steps);
+        let exact = loaded.trained.is_exact();
+        let estimate = Estimate::from_result(&result, unit, !exact);
+        let paper_value = match &row.paper_row {
+            Some(key) => Some(paper.value(spec.paper_table, key, spec.paper_column)?),
+            None => None,
+        };
+        let params = loaded.cfg.effective_model().param_count();
+        let notes = format!(
+            "{}; {:.2}M params; {} steps × {}",
+            bound_label(&bound),
+            params as f64 / 1e6,
+            loaded.step,
+            loaded.cfg.train.batch
+        );
+        table.push(Row::new(&row.name, Some(estimate), unit.label(), paper_value, &notes));
+        let likelihood = LikelihoodProtocol::from_result(
+            &result,
+            bound,
+            &schedule_label(&loaded.cfg),
+            true,
+            if exact {
+                "none (exact likelihood)"
+            } else {
+                "antithetic across the batch, one t per sequence per pass"
+            },
+            unit,
+        );
+        let notes = vec![
+            format!("run directory: {}", run_dir.display()),
+            format!("checkpoint: {} (EMA weights, step {})", loaded.checkpoint.display(), loaded.step),
+            format!("objective: {:?}", loaded.cfg.objective),
+            suite.description.clone(),
+        ];
+        outputs.push(write_row_card(
+            &run,
+            &dir,
+            device,
+            result.wall_seconds,
+            &row.name,
+            &row.slug,
+            &data,
+            likelihood,
+            notes,
+        )?);
+        curves.extend(validation_series(&row.name, &run_dir)?);
+    }
+    let curves = LinePlot::new(spec.curve_title, "training step", spec.curve_ylabel, curves);
+    let notes = vec![
+        suite.description.clone(),
+        "each row's estimator, passes and checkpoint are in cards/<row>.yaml".into(),
+        spec.paper_note.into(),
+    ];
+    finish_table(&run, &dir, device, &table, Some(curves), data, notes, outputs)?;
+    println!("{} ({}) written to {}", spec.artifact, args.scale, dir.path.display());
+    Ok(())
+}

@@ -112,6 +112,7 @@ struct DataArgs {
 }
 
 fn main() {
+    md4_train::tune_allocator();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(a) => train(a),

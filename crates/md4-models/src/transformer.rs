@@ -410,6 +410,40 @@ impl Transformer {
     /// # Shapes
     /// `tokens: [B, N]` int64 in `0..=V`, `t: [B]` float → `[B, N, V]` float32.
     pub fn forward(&self, tokens: &Tensor, t: Option<&Tensor>, train: bool) -> Tensor {
+        self.head.forward(&self.hidden(tokens, t, train)).to_kind(Kind::Float)
+    }
+
+    /// Logits at the masked positions (`tokens == V`) only, zero elsewhere: the output
+    /// projection, which dominates the cost with GPT-2's 50,257 tokens, runs on the masked
+    /// rows alone. Every objective and sampler reads logits at masked positions only
+    /// (the [`Denoiser`] contract), so this is what [`Denoiser::logits`] returns; with every
+    /// position masked it is [`Transformer::forward`].
+    ///
+    /// # Shapes
+    /// `tokens: [B, N]` → `[B, N, V]` float32.
+    pub fn masked_logits(&self, tokens: &Tensor, t: Option<&Tensor>, train: bool) -> Tensor {
+        let (b, n) = tokens.size2().expect("transformer expects tokens [B, N]");
+        let v = self.cfg.vocab_size;
+        let masked = tokens.eq(v).view([-1]);
+        let rows = masked.nonzero().squeeze_dim(1);
+        let m = rows.size()[0];
+        if m == b * n {
+            return self.forward(tokens, t, train);
+        }
+        let hidden = self.hidden(tokens, t, train);
+        let d = *hidden.size().last().expect("hidden [B, N, D]");
+        let picked = hidden.view([b * n, d]).index_select(0, &rows);
+        let out = self.head.forward(&picked).to_kind(Kind::Float);
+        Tensor::zeros([b * n, v], (Kind::Float, tokens.device()))
+            .index_put(&[Some(rows)], &out, false)
+            .view([b, n, v])
+    }
+
+    /// The normalised, modulated residual stream before the output projection.
+    ///
+    /// # Shapes
+    /// `tokens: [B, N]` → `[B, N, D]`.
+    pub fn hidden(&self, tokens: &Tensor, t: Option<&Tensor>, train: bool) -> Tensor {
         let (_, n) = tokens.size2().expect("transformer expects tokens [B, N]");
         let h = match &self.embedder {
             Embedder::Direct { embed } => embed.forward(tokens),
@@ -433,21 +467,20 @@ impl Transformer {
         for block in &self.blocks {
             h = block.forward(&h, cond_act.as_ref(), &rope, train);
         }
-        let out = match &self.head_norm {
+        match &self.head_norm {
             Head::AdaLnZero { final_modulation, .. } => {
                 let cond_act = cond_act.as_ref().expect("conditioning computed above");
                 let m = final_modulation.forward(cond_act).to_kind(Kind::Float).unsqueeze(1).chunk(2, -1);
                 layer_norm(&h, NORM_EPS) * (&m[1] + 1.0) + &m[0]
             }
             Head::Rms { final_norm } => final_norm.forward(&h),
-        };
-        self.head.forward(&out).to_kind(Kind::Float)
+        }
     }
 }
 
 impl Denoiser for Transformer {
     fn logits(&self, zt: &Tensor, t: &Tensor, train: bool) -> Tensor {
-        self.forward(zt, Some(t), train)
+        self.masked_logits(zt, Some(t), train)
     }
     fn time_dependent(&self) -> bool {
         self.cfg.time_conditioning == TimeConditioning::AdaLnZero

@@ -182,7 +182,10 @@ fn run_rust(args: &Args, dtype: &str) -> Result<Value> {
 
 fn run_python(args: &Args, python: &PathBuf, dtype: &str) -> Result<Value> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/train_step.py");
+    // The same heap settings as md4_train::tune_allocator gives the Rust worker.
     let out = Command::new(python)
+        .env("MALLOC_MMAP_MAX_", "0")
+        .env("MALLOC_TRIM_THRESHOLD_", (64u64 << 30).to_string())
         .arg(&script)
         .args(["--dtype", dtype])
         .args(worker_args(args))
@@ -201,6 +204,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> Result<()> {
+    md4_train::tune_allocator();
     let args = Args::parse();
     if let Some(dtype) = &args.worker {
         println!("{}", worker(&args, dtype)?);

@@ -10,6 +10,7 @@
 //! * [`trainer`]: one update and the loop; [`run`]: a run directory (train, resume, load).
 
 pub mod adamw;
+pub mod alloc;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
@@ -21,6 +22,7 @@ pub mod run;
 pub mod trainer;
 
 pub use adamw::{AdamW, AdamWConfig};
+pub use alloc::tune_allocator;
 pub use checkpoint::{Checkpoint, load_latest_valid, read_checkpoint, write_checkpoint};
 pub use config::{DataConfig, ObjectiveConfig, RunConfig, TrainConfig};
 pub use data::{Batches, Data, DataOptions, EvalSet};

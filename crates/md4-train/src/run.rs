@@ -85,6 +85,7 @@ fn pin_config(run_dir: &Path, cfg: &RunConfig) -> Result<()> {
 /// Train (or resume) the run in `run_dir`. Returns at once, with `already_finished`, when the
 /// newest checkpoint is at `train.steps`.
 pub fn train(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
+    crate::tune_allocator();
     cfg.validate()?;
     fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     pin_config(run_dir, cfg)?;
