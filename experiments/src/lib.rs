@@ -7,8 +7,10 @@
 
 pub mod artifact;
 pub mod figures;
+pub mod images;
 pub mod suite;
 pub mod tidy;
+pub mod zeroshot;
 
 pub use artifact::{
     ArtifactArgs, ArtifactDir, Run, RunRecord, Scale, config_path, load_config, workspace_root,

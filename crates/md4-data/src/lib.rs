@@ -7,7 +7,7 @@
 //! * [`cache`]: where prepared data lives ([`data_root`]), hashing, atomic writes, progress bars.
 //! * [`tokenfile`]: the on-disk token format ([`TokenFile`]), checked for truncation and tampering.
 //! * [`batch`]: batches as pure functions of `(seed, step)` ([`RandomCrops`], [`Chunks`], [`Blocks`]).
-//! * [`text8`], [`wikifil`], [`bpe`], [`detok`], [`pack`]: text preprocessing (§9.1, §9.2, §11).
+//! * [`text8`], [`wikifil`], [`wikitext`], [`bpe`], [`detok`], [`pack`]: text preprocessing (§9.1, §9.2, §11).
 //! * [`idx`], [`image`]: IDX and PNG/JPEG decoding into sub-pixel tokens (§9.4).
 //! * [`archive`], [`fetch`], [`hub`]: reading wheels, npm tarballs, Debian packages and Hub files.
 //! * [`prepare`]: `md4 data NAME` — fetch, verify and preprocess once ([`prepare()`]).
@@ -27,6 +27,7 @@ pub mod prepare;
 pub mod text8;
 pub mod tokenfile;
 pub mod wikifil;
+pub mod wikitext;
 
 pub use batch::{Blocks, Chunks, RandomCrops, SplitMix64};
 pub use bpe::{GPT2_EOS, GPT2_VOCAB, gpt2_decode, gpt2_encode};

@@ -126,6 +126,10 @@ pub enum Recipe {
     FoolboxImages { prefix: String, shape: [u32; 3] },
     /// English text mix for GPT-2-token training.
     EnglishMix { seed: u64, split: Vec<u32>, spam_max_docs: usize },
+    /// The gensim Wikipedia fixture as WikiText-style raw rows ([`crate::wikitext`]), articles
+    /// split by percentages in dump order, then the zero-shot protocol with the WikiText
+    /// detokenizer (the offline proxy of WikiText-2/103).
+    WikitextProxy { split: Vec<u32>, block_len: u64 },
     /// Zero-shot evaluation rows (§11): detokenize, GPT-2, EOS per row, blocks, remainder dropped.
     ZeroShot { format: RowFormat, detokenizer: Detokenizer, block_len: u64 },
     /// OpenWebText documents packed into blocks with a held-out set (§9.2).
@@ -225,8 +229,10 @@ impl Manifest {
                 | Recipe::HubImages { .. }
         );
         ensure!(!needs_hub || self.hub().is_some(), "recipe needs a hub source");
-        if let Recipe::Text8Wiki { split, .. } | Recipe::Text8 { split } | Recipe::EnglishMix { split, .. } =
-            &self.recipe
+        if let Recipe::Text8Wiki { split, .. }
+        | Recipe::Text8 { split }
+        | Recipe::EnglishMix { split, .. }
+        | Recipe::WikitextProxy { split, .. } = &self.recipe
         {
             ensure!(
                 split.len() == 3 && split.iter().sum::<u32>() == 100,

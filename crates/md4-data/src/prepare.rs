@@ -256,6 +256,7 @@ fn build(ctx: &Ctx) -> Result<BTreeMap<String, SplitInfo>> {
             build_text8_wiki(ctx, split, filtered_sha256.as_deref())
         }
         Recipe::Text8 { split } => build_text8_hub(ctx, split),
+        Recipe::WikitextProxy { split, block_len } => build_wikitext_proxy(ctx, split, *block_len),
         Recipe::FashionMnist => build_fashion_mnist(ctx),
         Recipe::FoolboxImages { prefix, shape } => build_foolbox(ctx, prefix, *shape),
         Recipe::EnglishMix { seed, split, spam_max_docs } => {
@@ -380,19 +381,8 @@ fn build_text8_wiki(
     split: &[u32],
     filtered_sha256: Option<&str>,
 ) -> Result<BTreeMap<String, SplitInfo>> {
-    let pkg = ctx.manifest.packages().next().ok_or_else(|| anyhow!("text8-wiki needs the gensim package"))?;
-    let (_, members) = ctx.members(pkg)?;
-    let (name, bz2) = members
-        .iter()
-        .find(|(p, _)| p.ends_with(".xml-p000000010p000030302-shortened.bz2"))
-        .ok_or_else(|| {
-            anyhow!("the gensim wheel has no enwiki-latest-pages-articles1 fixture among the listed members")
-        })?;
     let bar = spinner("text8-wiki: wikifil", ctx.opts.progress);
-    let mut xml = Vec::new();
-    bzip2::read::BzDecoder::new(&bz2[..])
-        .read_to_end(&mut xml)
-        .with_context(|| format!("decompressing {name}"))?;
+    let xml = gensim_fixture_xml(ctx)?;
     let chars = wikifil(&xml);
     bar.finish_and_clear();
     if let Some(want) = filtered_sha256 {
@@ -402,6 +392,59 @@ fn build_text8_wiki(
     write_atomic(&ctx.dir.join("wiki.text8"), &chars)?;
     let tokens = text8_tokens(&chars)?;
     write_text8_splits(ctx, &tokens, split, source_hash(&chars))
+}
+
+/// The decompressed MediaWiki export of the gensim wheel's Wikipedia fixture.
+fn gensim_fixture_xml(ctx: &Ctx) -> Result<Vec<u8>> {
+    let pkg = ctx
+        .manifest
+        .packages()
+        .next()
+        .ok_or_else(|| anyhow!("{} needs the gensim package", ctx.manifest.name))?;
+    let (_, members) = ctx.members(pkg)?;
+    let (name, bz2) = members
+        .iter()
+        .find(|(p, _)| p.ends_with(".xml-p000000010p000030302-shortened.bz2"))
+        .ok_or_else(|| {
+            anyhow!("the gensim wheel has no enwiki-latest-pages-articles1 fixture among the listed members")
+        })?;
+    let mut xml = Vec::new();
+    bzip2::read::BzDecoder::new(&bz2[..])
+        .read_to_end(&mut xml)
+        .with_context(|| format!("decompressing {name}"))?;
+    Ok(xml)
+}
+
+/// WikiText-style rows of the gensim fixture's articles, split by article in dump order, each
+/// split packed by the zero-shot protocol with the WikiText detokenizer; the rows are kept as
+/// `wiki.<split>.raw` (one row per line) for inspection.
+fn build_wikitext_proxy(ctx: &Ctx, split: &[u32], block_len: u64) -> Result<BTreeMap<String, SplitInfo>> {
+    let xml = gensim_fixture_xml(ctx)?;
+    let xml = String::from_utf8_lossy(&xml);
+    let articles = crate::wikitext::wikitext_articles(&xml);
+    ensure!(articles.len() >= 3, "the fixture yielded only {} articles", articles.len());
+    let sizes = split_sizes(articles.len() as u64, split)?;
+    let bar = progress_bar(3, "wiki-proxy: gpt-2 tokens", ctx.opts.progress);
+    let mut out = BTreeMap::new();
+    let mut start = 0usize;
+    for (name, size) in ["train", "validation", "test"].iter().zip(sizes) {
+        let end = start + size as usize;
+        let rows: Vec<&str> =
+            articles[start..end].iter().flat_map(|a| a.rows.iter().map(String::as_str)).collect();
+        let raw = rows.join("\n");
+        write_atomic(&ctx.dir.join(format!("wiki.{name}.raw")), raw.as_bytes())?;
+        let packed = zero_shot_pack(&rows, Detokenizer::Wikitext, block_len);
+        let meta = TokenMeta {
+            vocab: GPT2_VOCAB,
+            item_shape: Some([block_len as u32, 0, 0]),
+            source_sha256: source_hash(raw.as_bytes()),
+        };
+        out.insert(name.to_string(), ctx.write_split(name, &meta, &packed.tokens, packed.dropped)?);
+        start = end;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(out)
 }
 
 fn build_text8_hub(ctx: &Ctx, split: &[u32]) -> Result<BTreeMap<String, SplitInfo>> {

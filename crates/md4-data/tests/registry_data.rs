@@ -58,6 +58,26 @@ fn text8_wiki_is_wikifil_output_split_90_5_5() {
     assert_eq!(chunks.num_chunks() * 256 + chunks.dropped_tokens(), 154_292);
 }
 
+/// wiki-proxy: the fixture's articles in WikiText's raw layout; every test row is a heading, a
+/// blank row or tokenised prose, and the WikiText detokenizer turns the rows back into plain
+/// text (no `@-@` left); the test split is 37 blocks of 1024 GPT-2 tokens.
+#[test]
+fn wiki_proxy_is_wikitext_layout_in_blocks() {
+    let Some(p) = prepared("wiki-proxy") else { return };
+    let raw = std::fs::read_to_string(p.dir.join("wiki.test.raw")).unwrap();
+    let rows: Vec<&str> = raw.split('\n').collect();
+    assert!(rows[0].starts_with(" = ") && rows[0].ends_with(" = "), "{:?}", rows[0]);
+    assert!(rows.iter().any(|r| r.starts_with(" = = ")));
+    assert!(raw.contains(" @-@ ") && raw.contains(" , "));
+    assert!(rows.iter().all(|r| r.starts_with(' ')), "every WikiText row starts with a space");
+    let detok = md4_data::detok::wikitext_detokenize(&raw);
+    assert!(!detok.contains(" @-@ ") && !detok.contains(" , "));
+    let test = p.open("test").unwrap();
+    assert_eq!((test.len(), test.num_items()), (37 * 1024, Some(37)));
+    let head: Vec<u32> = test.to_vec_u16(0, 6).into_iter().map(u32::from).collect();
+    assert!(gpt2_decode(&head).unwrap().starts_with(" = Agnostida ="), "{:?}", gpt2_decode(&head));
+}
+
 /// Fashion-MNIST: 60k/10k images, the published first training labels, 6,000 per class.
 #[test]
 fn fashion_mnist_images_and_labels() {

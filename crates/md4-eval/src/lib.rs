@@ -1,19 +1,24 @@
 //! Evaluation for md4-rs (spec §3.5, §10, §11): likelihoods with K Monte-Carlo passes and
 //! standard errors, the one place where nats become reported units, protocol cards beside
-//! every number, tables with the paper's value beside ours, and plots with their data.
+//! every number, tables with the paper's value beside ours, plots with their data, and
+//! image-sample grids.
 //!
 //! The crate depends only on `md4-core`: models, data and training hand it closures and token
 //! sequences, so everything here is testable with toy closures.
 
 pub mod card;
+pub mod images;
 pub mod likelihood;
+pub mod matrix;
 pub mod plot;
 pub mod provenance;
 pub mod table;
 pub mod units;
 
 pub use card::{Bound, DataProtocol, Environment, LikelihoodProtocol, ProtocolCard, SamplingProtocol};
+pub use images::{ImageGrid, ImagePanels};
 pub use likelihood::{EvalConfig, EvalResult, EvalSequences, FlatChunks, evaluate, tokens_sha256};
+pub use matrix::{Cell, Matrix, MatrixColumn, MatrixRow};
 pub use plot::{BarChart, LinePlot, PlotFiles, Series, TokenGrid};
 pub use table::{Estimate, PaperTables, PaperValue, Row, Table};
 pub use units::Unit;
