@@ -356,6 +356,26 @@ pub fn run_check(spec: &CheckSpec, device: Device) -> Result<CheckResult> {
     })
 }
 
+/// Score a scalar-schedule diffusion run (e.g. one trained with Campbell et al.'s objective)
+/// with MD4's continuous-time estimator (spec §3.3) instead of its own: for the same μ_θ both
+/// estimate the same bound (spec §6, Prop. 3), so the difference between the two is only
+/// Monte-Carlo noise, and the gap to an MD4-trained network is the network's.
+pub fn evaluate_with_md4_estimator(
+    loaded: &LoadedRun,
+    seqs: &Tensor,
+    spec: &EvalSpec,
+    device: Device,
+) -> Result<md4_eval::EvalResult> {
+    let Some((net, schedule, vocab)) = loaded.trained.scalar_diffusion() else {
+        bail!("MD4's estimator needs a scalar-schedule diffusion model");
+    };
+    let config = EvalConfig::new(spec.batch, spec.passes, spec.seed, device);
+    evaluate(seqs, &config, |x| {
+        let t = md4_core::forward::antithetic_times(x.size()[0], x.device());
+        md4_core::elbo::continuous_nelbo(net, x, &t, &schedule, vocab, false).to_kind(Kind::Double)
+    })
+}
+
 /// Unconditional samples of a trained image model, and what they cost.
 #[derive(Debug)]
 pub struct ImageSamples {

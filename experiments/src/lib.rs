@@ -7,6 +7,7 @@
 
 pub mod artifact;
 pub mod figures;
+pub mod genppl;
 pub mod images;
 pub mod suite;
 pub mod tidy;

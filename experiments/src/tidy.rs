@@ -70,6 +70,24 @@ pub const ARTIFACTS: &[Artifact] = &[
         description: "GenMD4's learned per-character exponents w (spec §4)",
     },
     Artifact {
+        name: "fig4",
+        binary: "fig4",
+        configs: false,
+        description: "validation perplexity against training steps for table5's rows (spec §10.8)",
+    },
+    Artifact {
+        name: "fig8",
+        binary: "fig8",
+        configs: true,
+        description: "generative perplexity vs sampling steps with unigram entropy, calls, wall time (spec §11.4)",
+    },
+    Artifact {
+        name: "infill",
+        binary: "infill",
+        configs: false,
+        description: "infilling between a fixed prefix and suffix with the span's likelihood bound (spec §5.4)",
+    },
+    Artifact {
         name: "table3",
         binary: "table3",
         configs: true,

@@ -12,7 +12,7 @@ use md4_train::{load_run, parse_device};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Kind};
 
 #[derive(Debug, Args)]
 pub struct SampleArgs {
@@ -35,6 +35,10 @@ pub struct SampleArgs {
     /// Text that every sample starts with (text models only).
     #[arg(long)]
     prompt: Option<String>,
+    /// Text that every sample ends with (text models only); with --prompt, the tokens between
+    /// them are infilled (paper Fig. 10) and the record gets the bound on −log p(infill | context).
+    #[arg(long)]
+    suffix: Option<String>,
     /// Skip the network call when no token changed since the last one; exact (same samples,
     /// fewer calls) for time-independent denoisers, a no-op for time-conditioned ones
     #[arg(long)]
@@ -90,23 +94,6 @@ fn encode_prompt(decoder: &Decoder, prompt: &str) -> Result<Vec<i64>> {
     })
 }
 
-fn prompt_conditioning(
-    prefix: &[i64],
-    batch: i64,
-    seq_len: i64,
-    vocab: Vocab,
-    device: Device,
-) -> Result<Conditioning> {
-    let n = prefix.len() as i64;
-    ensure!(n <= seq_len, "the prompt has {n} tokens, more than --seq-len {seq_len}");
-    ensure!(prefix.iter().all(|&t| (0..vocab.size()).contains(&t)), "prompt token outside the vocabulary");
-    let mut row = prefix.to_vec();
-    row.resize(seq_len as usize, 0);
-    let tokens = Tensor::from_slice(&row).view([1, seq_len]).repeat([batch, 1]).to_device(device);
-    let fixed = Tensor::arange(seq_len, (Kind::Int64, device)).lt(n).view([1, seq_len]).repeat([batch, 1]);
-    Ok(Conditioning { tokens, fixed })
-}
-
 /// A `rows × cols` grid of images (1-pixel black gutters) as an 8-bit PNG.
 fn write_png_grid(path: &Path, tokens: &[i64], count: usize, h: usize, w: usize, c: usize) -> Result<()> {
     let cols = (count as f64).sqrt().ceil() as usize;
@@ -150,9 +137,16 @@ pub fn run(a: SampleArgs) -> Result<()> {
         (None, s) => s.unwrap_or(cfg.train.seq_len),
     };
     let vocab = cfg.model.vocab();
-    let cond = match &a.prompt {
-        Some(p) => Some(prompt_conditioning(&encode_prompt(&decoder, p)?, a.num, seq_len, vocab, device)?),
-        None => None,
+    let cond = if a.prompt.is_some() || a.suffix.is_some() {
+        let prefix = encode_prompt(&decoder, a.prompt.as_deref().unwrap_or(""))?;
+        let suffix = encode_prompt(&decoder, a.suffix.as_deref().unwrap_or(""))?;
+        ensure!(
+            prefix.iter().chain(&suffix).all(|&t| (0..vocab.size()).contains(&t)),
+            "prompt token outside the vocabulary"
+        );
+        Some(Conditioning::infill(&prefix, &suffix, seq_len, a.num, device).map_err(anyhow::Error::msg)?)
+    } else {
+        None
     };
     let sampler = SamplerConfig { steps: a.steps, grid: a.grid, precision: a.precision, top_p: a.top_p };
     tch::manual_seed(a.seed);
@@ -163,6 +157,18 @@ pub fn run(a: SampleArgs) -> Result<()> {
         loaded.trained.sample(a.num, seq_len, cond.as_ref(), &sampler, device)
     };
     let wall = start.elapsed().as_secs_f64();
+    // The infilled span's likelihood bound, −log p(span | context), 8 antithetic passes.
+    let span = match &cond {
+        Some(c) => {
+            let free = c.fixed.logical_not();
+            let n_free = free.get(0).sum(Kind::Int64).int64_value(&[]);
+            loaded.trained.conditional_nelbo(&out.tokens, &free, 8).map(|nats| {
+                let nats: Vec<f64> = Vec::try_from(&nats.to_device(Device::Cpu)).unwrap_or_default();
+                (n_free, nats)
+            })
+        }
+        None => None,
+    };
     let tokens: Vec<i64> = Vec::try_from(&out.tokens.to_device(Device::Cpu).view([-1]))?;
     let rows: Vec<&[i64]> = tokens.chunks(seq_len as usize).collect();
     match decoder {
@@ -202,6 +208,9 @@ pub fn run(a: SampleArgs) -> Result<()> {
         "seq_len": seq_len,
         "sampler": sampler,
         "prompt": a.prompt,
+        "suffix": a.suffix,
+        "generated_tokens": span.as_ref().map(|(n, _)| *n),
+        "span_nelbo_nats": span.as_ref().map(|(_, v)| v.clone()),
         "cached": a.cached,
         "seed": a.seed,
         "network_calls": out.network_calls,
@@ -210,6 +219,14 @@ pub fn run(a: SampleArgs) -> Result<()> {
     });
     let record_path = PathBuf::from(format!("{}.json", a.out.display()));
     std::fs::write(&record_path, serde_json::to_string_pretty(&record)? + "\n")?;
+    if let Some((n, nats)) = &span {
+        let mean = nats.iter().sum::<f64>() / nats.len().max(1) as f64;
+        println!(
+            "infilled {n} tokens per sample: −log p(span | context) ≤ {mean:.1} nats = {:.3} bits per token (mean of {} samples)",
+            mean / (*n as f64 * std::f64::consts::LN_2),
+            nats.len()
+        );
+    }
     println!(
         "{} samples of {seq_len} tokens in {wall:.2} s, {} network calls ({} leftover masks filled by argmax) -> {}",
         a.num,

@@ -27,7 +27,10 @@ fn every_subcommand_has_help() {
     for (sub, flags) in [
         ("train", &["--config", "--set", "--run-dir", "--data", "--vocab", "--device"][..]),
         ("eval", &["--run-dir", "--passes", "--steps", "--split", "--json"]),
-        ("sample", &["--run-dir", "--steps", "--grid", "--precision", "--top-p", "--prompt", "--out"]),
+        (
+            "sample",
+            &["--run-dir", "--steps", "--grid", "--precision", "--top-p", "--prompt", "--suffix", "--out"],
+        ),
         ("info", &["--preset"]),
         ("data", &["--from", "--offline", "--list"]),
     ] {
@@ -233,6 +236,56 @@ fn train_resume_eval_sample_on_own_text() {
         serde_json::from_str(&std::fs::read_to_string(d.join("s.txt.json")).unwrap()).unwrap();
     let calls = record["network_calls"].as_i64().unwrap();
     assert!((8..=9).contains(&calls), "{record}");
+
+    // Infilling: prefix and suffix kept, the span between them generated and scored.
+    let out = md4(
+        &[
+            "sample",
+            "--run-dir",
+            "run",
+            "--steps",
+            "8",
+            "--num",
+            "2",
+            "--prompt",
+            "the cat",
+            "--suffix",
+            "sat down",
+            "--out",
+            "i.txt",
+        ],
+        d,
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("infilled 17 tokens per sample"), "{stdout}");
+    for line in std::fs::read_to_string(d.join("i.txt")).unwrap().lines() {
+        assert!(line.starts_with("the cat") && line.ends_with("sat down") && line.len() == 32, "{line}");
+    }
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("i.txt.json")).unwrap()).unwrap();
+    let spans = record["span_nelbo_nats"].as_array().unwrap();
+    assert_eq!((spans.len(), record["generated_tokens"].as_i64()), (2, Some(17)));
+    assert!(spans.iter().all(|v| v.as_f64().is_some_and(|x| x.is_finite() && x > 0.0)), "{record}");
+    // Prefix and suffix that leave nothing to generate are refused with the reason.
+    let long = "a".repeat(20);
+    let out = md4(
+        &[
+            "sample",
+            "--run-dir",
+            "run",
+            "--steps",
+            "2",
+            "--prompt",
+            &long,
+            "--suffix",
+            &long,
+            "--out",
+            "x.txt",
+        ],
+        d,
+    );
+    assert!(!out.status.success() && text(&out).1.contains("leave nothing to generate"), "{}", text(&out).1);
 
     // A truncated newest checkpoint: reported by name, the previous one is used.
     let newest = run.join("checkpoints/ckpt-000000004.safetensors");

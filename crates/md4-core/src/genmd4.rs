@@ -74,14 +74,14 @@ pub fn diffusion_loss(
 ) -> Tensor {
     // float32 at least (bf16 logits are upcast); float64 stays float64 for the tests.
     let kind = if logits.kind() == Kind::Double { Kind::Double } else { Kind::Float };
-    let logp = logits.to_kind(kind).log_softmax(-1, kind);
-    let logp_x = logp.gather(-1, &x0.unsqueeze(-1), false).squeeze_dim(-1);
     let w = w.to_kind(kind);
-    let wx = w.index_select(0, &x0.flatten(0, -1)).view(x0.size().as_slice());
-    let mu_w = logp.exp().matmul(&w);
-    let per_pos = wx * (logp_x + 1.0) - mu_w;
-    let masked = is_masked(zt, vocab).to_kind(kind);
-    -(per_pos * masked).sum_dim_intlist([1i64].as_slice(), false, kind) / t.to_kind(kind)
+    let s = crate::elbo::sum_over_masked(logits, x0, zt, vocab, |rows, targets| {
+        let logp = rows.to_kind(kind).log_softmax(-1, kind);
+        let logp_x = logp.gather(-1, &targets.unsqueeze(-1), false).squeeze_dim(-1);
+        let wx = w.index_select(0, targets);
+        wx * (logp_x + 1.0) - logp.exp().matmul(&w)
+    });
+    -s / t.to_kind(kind)
 }
 
 /// The exact, w-differentiable reconstruction term at t_1 per sequence:

@@ -95,7 +95,7 @@ impl ImageGrid {
 }
 
 /// Labelled image grids side by side, `columns` panels per row, each pixel drawn as a
-/// `zoom × zoom` square, under a title.
+/// `zoom × zoom` square, under a title. A label may span several lines (`\n`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ImagePanels {
     pub title: String,
@@ -107,17 +107,23 @@ pub struct ImagePanels {
 impl ImagePanels {
     const MARGIN: usize = 12;
     const TITLE: usize = 34;
-    const LABEL: usize = 22;
+    const LINE: usize = 17;
 
     pub fn new(title: &str, panels: Vec<(String, ImageGrid)>, columns: usize) -> Self {
         Self { title: title.into(), panels, columns, zoom: 2 }
+    }
+
+    /// Height of the label band above every grid (the longest label's lines).
+    fn label_band(&self) -> usize {
+        let lines = self.panels.iter().map(|(label, _)| label.lines().count()).max().unwrap_or(1);
+        5 + Self::LINE * lines.max(1)
     }
 
     /// Size of one panel cell (the largest grid, zoomed, plus its label band).
     fn cell(&self) -> (usize, usize) {
         let (w, h) =
             self.panels.iter().map(|(_, g)| g.size()).fold((0, 0), |(w, h), (gw, gh)| (w.max(gw), h.max(gh)));
-        (w * self.zoom + Self::MARGIN, h * self.zoom + Self::LABEL + Self::MARGIN)
+        (w * self.zoom + Self::MARGIN, h * self.zoom + self.label_band() + Self::MARGIN)
     }
 
     /// Pixel size (width, height) of the picture.
@@ -159,8 +165,10 @@ impl ImagePanels {
         for (i, (name, grid)) in self.panels.iter().enumerate() {
             let (r, q) = (i / self.columns, i % self.columns);
             let (x0, y0) = (Self::MARGIN + q * cw, Self::TITLE + Self::MARGIN + r * ch);
-            root.draw(&Text::new(name.as_str(), (x0 as i32, y0 as i32 + 2), label.clone()))?;
-            let top = y0 + Self::LABEL;
+            for (k, line) in name.lines().enumerate() {
+                root.draw(&Text::new(line, (x0 as i32, (y0 + 2 + k * Self::LINE) as i32), label.clone()))?;
+            }
+            let top = y0 + self.label_band();
             let canvas = grid.canvas();
             let (gw, gh) = grid.size();
             for y in 0..gh {
@@ -234,7 +242,8 @@ mod tests {
     fn panels_draw_every_grid() {
         let a = ImageGrid::new(&[255; 8], 2, 2, 1).unwrap();
         let b = ImageGrid::new(&[0; 4], 2, 2, 1).unwrap();
-        let panels = ImagePanels::new("two settings", vec![("white".into(), a), ("black".into(), b)], 2);
+        let panels =
+            ImagePanels::new("two settings", vec![("white\ntwo lines".into(), a), ("black".into(), b)], 2);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("panels.png");
         panels.write_png(&path).unwrap();
@@ -244,8 +253,9 @@ mod tests {
         // The first panel's first image pixel (zoom 2) is white, the second panel's is black.
         let channels = if info.color_type == png::ColorType::Rgba { 4 } else { 3 };
         let pixel = |x: usize, y: usize| data[(y * w + x) * channels];
-        let top = ImagePanels::TITLE + ImagePanels::MARGIN + ImagePanels::LABEL;
+        let top = ImagePanels::TITLE + ImagePanels::MARGIN + panels.label_band();
         let (cw, _) = panels.cell();
+        assert_eq!(panels.label_band(), 5 + 2 * ImagePanels::LINE);
         assert_eq!(pixel(ImagePanels::MARGIN + 2, top + 2), 255);
         assert_eq!(pixel(ImagePanels::MARGIN + cw + 2, top + 2), 0);
         assert!(ImagePanels::new("empty", vec![], 2).write_png(&path).is_err());

@@ -10,6 +10,7 @@
 pub mod ar;
 pub mod config;
 pub mod dit;
+pub mod gpt2;
 pub mod images;
 pub mod layers;
 pub mod transformer;
@@ -19,6 +20,7 @@ pub mod uvit;
 pub use ar::{ArObjective, ArTransformer};
 pub use config::{ModelConfig, Network, describe, preset, preset_names};
 pub use dit::DitConfig;
+pub use gpt2::{Gpt2, Gpt2Config};
 pub use images::ImageShape;
 pub use layers::{ComputeDtype, count_parameters};
 pub use transformer::{MlpType, TimeConditioning, TokenEmbedding, Transformer, TransformerConfig};

@@ -63,6 +63,25 @@ impl Trained {
         }
     }
 
+    /// Upper bound on −log p(x_free | x_fixed) of every sequence in nats (spec §5.4), the mean
+    /// of `passes` antithetic draws of t; `None` for models without a scalar schedule.
+    ///
+    /// # Shapes
+    /// `x: [B, N]`, `free: [B, N]` bool → `[B]` float64.
+    pub fn conditional_nelbo(&self, x: &Tensor, free: &Tensor, passes: usize) -> Option<Tensor> {
+        let (net, schedule, vocab) = self.scalar_diffusion()?;
+        let b = x.size()[0];
+        tch::no_grad(|| {
+            let mut total = Tensor::zeros([b], (Kind::Double, x.device()));
+            for _ in 0..passes.max(1) {
+                let t = md4_core::forward::antithetic_times(b, x.device());
+                let nelbo = md4_core::elbo::conditional_nelbo(net, x, free, &t, &schedule, vocab, false);
+                total += nelbo.to_kind(Kind::Double);
+            }
+            Some(total / passes.max(1) as f64)
+        })
+    }
+
     /// The masked-diffusion denoiser and its scalar schedule, for the finite-T bound and the
     /// ancestral sampler; `None` for the AR baseline and GenMD4 (per-token schedule).
     pub fn scalar_diffusion(&self) -> Option<(&Network, Schedule, Vocab)> {

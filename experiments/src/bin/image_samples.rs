@@ -110,7 +110,7 @@ fn main() -> Result<()> {
             card.write(&card_path)?;
             outputs.extend([png, card_path]);
             panels.push((
-                format!("{}, T = {steps} ({} calls)", setting.name, samples.network_calls),
+                format!("{}\nT = {steps}: {} network calls", setting.name, samples.network_calls),
                 samples.grid.clone(),
             ));
             cells.push(Cell {
@@ -124,11 +124,13 @@ fn main() -> Result<()> {
             });
         }
     }
-    let overview = ImagePanels::new(
+    let mut overview = ImagePanels::new(
         &format!("Unconditional MD4 samples, {} per cell ({} scale)", cfg.n_samples, scale),
         panels,
         cfg.steps.len(),
     );
+    // Small images are magnified so that a panel is wider than its label.
+    overview.zoom = if overview.panels[0].1.height <= 32 { 3 } else { 1 };
     let overview_path = dir.file("image_samples.png");
     overview.write_png(&overview_path)?;
     outputs.push(overview_path);

@@ -151,6 +151,50 @@ fn main() -> Result<()> {
             )?);
             curves.extend(suite::validation_series(&row.name, &run_dir)?);
 
+            // Campbell et al.'s estimator is unbiased for the same bound as MD4's but noisier
+            // (one unmasked position per image): scoring the same network with MD4's estimator
+            // separates "the objective trains a worse network" from "the estimate is noisier".
+            if matches!(loaded.cfg.objective, md4_train::ObjectiveConfig::Campbell { .. }) {
+                eprintln!("== {}: scoring the same network with MD4's estimator", row.name);
+                let md4_result =
+                    images::evaluate_with_md4_estimator(&loaded, &seqs, &suite_cfg.eval, device)?;
+                let name = format!("{}, scored with MD4's estimator", row.name);
+                table.push(Row::new(
+                    &name,
+                    Some(Estimate::from_result(&md4_result, unit, true)),
+                    unit.label(),
+                    None,
+                    &format!(
+                        "the network of the row above; same bound, MD4's continuous-time estimator; {} {}",
+                        data.dataset, data.split
+                    ),
+                ));
+                let likelihood = LikelihoodProtocol::from_result(
+                    &md4_result,
+                    bound,
+                    &suite::schedule_label(&loaded.cfg),
+                    true,
+                    "antithetic across the batch, one t per image per pass (MD4's estimator)",
+                    unit,
+                );
+                let notes = vec![
+                    format!("run directory: {} (step {}, trained with {:?})", run_dir.display(), loaded.step, loaded.cfg.objective),
+                    "for the same network both estimators have the same expectation (spec §6, Prop. 3; md4-core's oracle test)".into(),
+                ];
+                let stem = format!("{}-md4-estimator", row.slug);
+                outputs.push(suite::write_row_card(
+                    &run,
+                    &dir,
+                    device,
+                    md4_result.wall_seconds,
+                    &name,
+                    &stem,
+                    &data,
+                    likelihood,
+                    notes,
+                )?);
+            }
+
             if let (Some(spec), false) = (&cfg.samples, exact) {
                 eprintln!(
                     "== {}: {} samples, T = {} ({} grid)",

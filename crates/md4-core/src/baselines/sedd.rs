@@ -48,10 +48,11 @@ use tch::{Kind, Tensor};
 /// # Shapes
 /// `logits: [B, N, V]`, `x0, zt: [B, N]` → `[B]` (≥ 0).
 pub fn score_entropy(logits: &Tensor, x0: &Tensor, zt: &Tensor, vocab: Vocab) -> Tensor {
-    let g = logits.to_kind(Kind::Float) - (vocab.size() as f64).ln();
-    let per_position = score_mass(&g) - g.gather(-1, &x0.unsqueeze(-1), false).squeeze_dim(-1) - 1.0;
-    let mask = is_masked(zt, vocab).to_kind(Kind::Float);
-    (per_position * mask).sum_dim_intlist([1i64].as_slice(), false, Kind::Float)
+    let log_v = (vocab.size() as f64).ln();
+    crate::elbo::sum_over_masked(logits, x0, zt, vocab, |rows, targets| {
+        let g = rows.to_kind(Kind::Float) - log_v;
+        score_mass(&g) - g.gather(-1, &targets.unsqueeze(-1), false).squeeze_dim(-1) - 1.0
+    })
 }
 
 /// Σ_j e^{g_j}: the score's total mass in units of α_t/(1−α_t) (1 when consistent).
@@ -89,9 +90,13 @@ impl<D: Denoiser> Sedd<D> {
         let entropy = score_entropy(&logits, x0, &zt, self.vocab);
         let recon = reconstruction_nats(&self.schedule, x0.size()[1], self.vocab);
         let nelbo = -self.schedule.weight_t(&t) * entropy + recon;
-        let mask = is_masked(&zt, self.vocab).to_kind(Kind::Double);
-        let g = logits.detach().to_kind(Kind::Float) - (self.vocab.size() as f64).ln();
-        let mass = (score_mass(&g).to_kind(Kind::Double) * &mask).sum(Kind::Double) / mask.sum(Kind::Double);
+        let log_v = (self.vocab.size() as f64).ln();
+        let mass = tch::no_grad(|| {
+            let total = crate::elbo::sum_over_masked(&logits, x0, &zt, self.vocab, |rows, _| {
+                score_mass(&(rows.to_kind(Kind::Float) - log_v)).to_kind(Kind::Double)
+            });
+            total.sum(Kind::Double) / is_masked(&zt, self.vocab).sum(Kind::Double)
+        });
         (nelbo, mass.double_value(&[]))
     }
 }
