@@ -111,7 +111,9 @@ fn language_model_artifacts_at_smoke_scale() {
     let f8 = run("fig8", env!("CARGO_BIN_EXE_fig8"), &scratch);
     let points = std::fs::read_to_string(f8.join("points.csv")).unwrap();
     for line in points.lines().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
+        // The sampler name is quoted and may hold commas; the seven numbers follow it.
+        let mut f: Vec<&str> = line.rsplitn(8, ',').collect();
+        f.reverse();
         let (steps, entropy, calls, filled): (i64, f64, i64, i64) =
             (f[1].parse().unwrap(), f[4].parse().unwrap(), f[5].parse().unwrap(), f[7].parse().unwrap());
         assert!((0.0..=(64f64).ln() + 1e-9).contains(&entropy), "{line}");

@@ -142,12 +142,16 @@ pub fn run(a: EvalArgs) -> Result<()> {
             "pass_bits_per_token": result.pass_mean_nats_per_token.iter().map(|n| nats_to_bits(*n)).collect::<Vec<_>>(),
             "weights": "ema",
             "wall_seconds": result.wall_seconds,
+            "peak_rss_mib": md4_train::alloc::peak_rss_mib(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
-            "{bits:.4} ± {se:.4} bits/token ({bound} bound, {} sequences × {} passes of {what}, ema weights at step {})",
-            result.n_sequences, result.passes, loaded.step
+            "{bits:.4} ± {se:.4} bits/token ({bound} bound, {} sequences × {} passes of {what}, ema weights at step {}); peak resident memory {:.0} MiB",
+            result.n_sequences,
+            result.passes,
+            loaded.step,
+            md4_train::alloc::peak_rss_mib()
         );
     }
     Ok(())

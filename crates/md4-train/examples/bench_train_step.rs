@@ -70,20 +70,10 @@ impl Batches for Pool {
     }
 }
 
-fn rss_mb(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)?.strip_prefix(':')?.split_whitespace().next()?.parse::<f64>().ok()
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 fn worker(args: &Args, dtype: &str) -> Result<Value> {
     let device = md4_train::parse_device(&args.device)?;
     tch::manual_seed(0);
-    let rss_before = rss_mb("VmRSS");
+    let rss_before = md4_train::alloc::rss_mib("VmRSS");
     let mut model = md4_models::preset("small-text8")?;
     if dtype == "bf16" {
         model = model.with_compute_dtype(md4_models::ComputeDtype::Bf16);
@@ -142,7 +132,7 @@ fn worker(args: &Args, dtype: &str) -> Result<Value> {
         "threads": tch::get_num_threads(),
         "step_ms": 1000.0 * wall / args.steps as f64,
         "tokens_per_s": (args.steps as i64 * args.batch * args.seq_len) as f64 / wall,
-        "peak_rss_mb": rss_mb("VmHWM"),
+        "peak_rss_mb": md4_train::alloc::rss_mib("VmHWM"),
         "rss_before_model_mb": rss_before,
         "peak_gpu_mb": Value::Null,
         "last_loss_bits": loss,

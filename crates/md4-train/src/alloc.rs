@@ -38,3 +38,20 @@ fn set_heap_only() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn set_heap_only() {}
+
+/// This process's peak resident memory in MiB (`VmHWM` of `/proc/self/status`); NaN where
+/// the file does not exist.
+pub fn peak_rss_mib() -> f64 {
+    rss_mib("VmHWM")
+}
+
+/// A `/proc/self/status` memory field (`VmRSS`, `VmHWM`, …) in MiB; NaN when unavailable.
+pub fn rss_mib(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)?.strip_prefix(':')?.split_whitespace().next()?.parse::<f64>().ok()
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}

@@ -126,7 +126,7 @@ fn main() -> Result<()> {
             let entropy = genppl::unigram_entropy(&out.tokens);
             writeln!(
                 points,
-                "{},{steps},{ppl},{se},{entropy},{},{wall},{}",
+                "\"{}\",{steps},{ppl},{se},{entropy},{},{wall},{}",
                 spec.name, out.network_calls, out.argmax_filled
             )?;
             xs.push(steps as f64);
