@@ -19,6 +19,16 @@ pub trait Denoiser {
     fn time_dependent(&self) -> bool {
         true
     }
+
+    /// S_b = Σ over the masked positions of sequence b of log μ_θ(z_t)[x_0] (≤ 0), the sum every
+    /// MD4 bound needs. The default goes through [`Denoiser::logits`]; networks may compute it
+    /// in chunks of positions so that no `[B, N, V]` tensor exists (the text transformer does).
+    ///
+    /// # Shapes
+    /// `zt, x0: [B, N]`, `t: [B]` → `[B]` float32.
+    fn masked_log_likelihood(&self, zt: &Tensor, t: &Tensor, x0: &Tensor, vocab: crate::Vocab, train: bool) -> Tensor {
+        crate::elbo::masked_log_likelihood(&self.logits(zt, t, train), x0, zt, vocab)
+    }
 }
 
 impl<D: Denoiser + ?Sized> Denoiser for &D {
@@ -28,6 +38,9 @@ impl<D: Denoiser + ?Sized> Denoiser for &D {
     fn time_dependent(&self) -> bool {
         (**self).time_dependent()
     }
+    fn masked_log_likelihood(&self, zt: &Tensor, t: &Tensor, x0: &Tensor, vocab: crate::Vocab, train: bool) -> Tensor {
+        (**self).masked_log_likelihood(zt, t, x0, vocab, train)
+    }
 }
 
 impl<D: Denoiser + ?Sized> Denoiser for Box<D> {
@@ -36,5 +49,8 @@ impl<D: Denoiser + ?Sized> Denoiser for Box<D> {
     }
     fn time_dependent(&self) -> bool {
         (**self).time_dependent()
+    }
+    fn masked_log_likelihood(&self, zt: &Tensor, t: &Tensor, x0: &Tensor, vocab: crate::Vocab, train: bool) -> Tensor {
+        (**self).masked_log_likelihood(zt, t, x0, vocab, train)
     }
 }

@@ -73,8 +73,7 @@ pub fn continuous_nelbo(
     let t = t.to_kind(Kind::Float);
     let alpha = schedule.alpha_t(&t);
     let zt = mask_tokens(x0, &alpha.unsqueeze(1), vocab);
-    let logits = denoiser.logits(&zt, &t, train);
-    let s = masked_log_likelihood(&logits, x0, &zt, vocab);
+    let s = denoiser.masked_log_likelihood(&zt, &t, x0, vocab, train);
     schedule.weight_t(&t) * s + reconstruction_nats(schedule, x0.size()[1], vocab)
 }
 
@@ -98,8 +97,7 @@ pub fn conditional_nelbo(
     let t = t.to_kind(Kind::Float);
     let alpha = schedule.alpha_t(&t);
     let zt = mask_tokens(x0, &alpha.unsqueeze(1), vocab).where_self(free, x0);
-    let logits = denoiser.logits(&zt, &t, train);
-    let s = masked_log_likelihood(&logits, x0, &zt, vocab);
+    let s = denoiser.masked_log_likelihood(&zt, &t, x0, vocab, train);
     let n_free = free.sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
     schedule.weight_t(&t) * s + n_free * (schedule.one_minus_alpha(0.0) * (vocab.size() as f64).ln())
 }
@@ -133,8 +131,7 @@ pub fn discrete_nelbo(
     let alpha_t = schedule.alpha_t(&t);
     let zt = mask_tokens(x0, &alpha_t.unsqueeze(1), vocab);
     let t32 = t.to_kind(Kind::Float);
-    let logits = denoiser.logits(&zt, &t32, train);
-    let ll = masked_log_likelihood(&logits, x0, &zt, vocab).to_kind(Kind::Double);
+    let ll = denoiser.masked_log_likelihood(&zt, &t32, x0, vocab, train).to_kind(Kind::Double);
     // expm1(λ_t − λ_s)·α_s = (α_t − α_s)/(1 − α_t) ≤ 0, and ll ≤ 0.
     let step_weight = (schedule.log_snr_t(&t) - schedule.log_snr_t(&s)).expm1() * schedule.alpha_t(&s);
     let recon = reconstruction_nats(schedule, x0.size()[1], vocab);

@@ -341,6 +341,10 @@ pub enum Head {
     Rms { final_norm: RmsNorm },
 }
 
+/// Masked positions per output-projection chunk in [`Denoiser::masked_log_likelihood`] (with
+/// V = 50,257 one chunk of logits is 0.8 GB in float32).
+pub const LOSS_CHUNK_ROWS: i64 = 4096;
+
 /// The text transformer. `Transformer::new` builds the bidirectional MD4 denoiser; the
 /// autoregressive baseline uses the same code with a causal mask ([`crate::ar::ArTransformer`]).
 #[derive(Debug)]
@@ -484,6 +488,28 @@ impl Denoiser for Transformer {
     }
     fn time_dependent(&self) -> bool {
         self.cfg.time_conditioning == TimeConditioning::AdaLnZero
+    }
+    /// The output projection and log-softmax run on [`LOSS_CHUNK_ROWS`] masked rows at a time:
+    /// without gradients the peak holds one `[chunk, V]` block instead of `[B, N, V]`.
+    fn masked_log_likelihood(&self, zt: &Tensor, t: &Tensor, x0: &Tensor, vocab: md4_core::Vocab, train: bool) -> Tensor {
+        let (b, n) = zt.size2().expect("transformer expects tokens [B, N]");
+        let rows = zt.eq(vocab.mask_id()).reshape([-1]).nonzero().squeeze_dim(1);
+        let hidden = self.hidden(zt, Some(t), train);
+        let d = *hidden.size().last().expect("hidden [B, N, D]");
+        let flat = hidden.reshape([b * n, d]);
+        let targets = x0.reshape([-1]);
+        let mut total = Tensor::zeros([b], (Kind::Float, zt.device()));
+        let m = rows.size()[0];
+        let mut start = 0;
+        while start < m {
+            let len = LOSS_CHUNK_ROWS.min(m - start);
+            let idx = rows.narrow(0, start, len);
+            let logits = self.head.forward(&flat.index_select(0, &idx)).to_kind(Kind::Float);
+            let lp = md4_core::elbo::log_prob_of_target(&logits, &targets.index_select(0, &idx));
+            total = total.index_add(0, &idx.floor_divide_scalar(n), &lp);
+            start += len;
+        }
+        total
     }
 }
 

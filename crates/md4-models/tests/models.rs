@@ -286,7 +286,7 @@ fn denoiser_logits_are_the_full_forward_at_masked_positions() {
     let (part, g_part) = grads(false);
     let m = masked.unsqueeze(-1).to_kind(Kind::Float);
     assert!(max_abs_diff(&(&full * &m), &part) < 1e-6, "masked rows must equal the full pass");
-    assert_eq!((&part * (1.0 - &m)).abs().max().double_value(&[]), 0.0f64, "unmasked rows are zero");
+    assert_eq!((&part * (1.0f64 - &m)).abs().max().double_value(&[]), 0.0f64, "unmasked rows are zero");
     for (a, b) in g_full.iter().zip(&g_part) {
         assert!(max_abs_diff(a, b) < 1e-5, "gradients differ by {}", max_abs_diff(a, b));
     }
@@ -294,6 +294,45 @@ fn denoiser_logits_are_the_full_forward_at_masked_positions() {
     let all = Tensor::full([3, 16], 27i64, (Kind::Int64, Device::Cpu));
     let (a, b) = tch::no_grad(|| (net.forward(&all, Some(&t), false), net.logits(&all, &t, false)));
     assert!(a.equal(&b));
+}
+
+/// The chunked masked log-likelihood of the text transformer (no `[B, N, V]` tensor) equals
+/// the sum over the full logits, across chunk boundaries (M > LOSS_CHUNK_ROWS masked rows), and
+/// so does its gradient.
+#[test]
+fn chunked_masked_log_likelihood_equals_the_full_sum() {
+    tch::manual_seed(12);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let ModelConfig::Transformer(cfg) = preset("tiny-text8").unwrap() else { unreachable!() };
+    let net = md4_models::transformer::Transformer::new(&vs.root(), &cfg).unwrap();
+    randomize(&vs, 0.3);
+    let vocab = md4_core::Vocab::text8();
+    let (b, n) = (5, 1000);
+    let x = random_tokens(b, n, 27);
+    let masked = Tensor::rand([b, n], (Kind::Float, Device::Cpu)).lt(0.9);
+    assert!(masked.sum(Kind::Int64).int64_value(&[]) > md4_models::transformer::LOSS_CHUNK_ROWS);
+    let zt = x.where_self(&masked.logical_not(), &Tensor::from(27i64));
+    let t = Tensor::rand([b], (Kind::Float, Device::Cpu));
+    let head_grad = |chunked: bool| {
+        let mut w = net.head.weight.shallow_clone();
+        let mut g = w.grad();
+        if g.defined() {
+            let _ = g.zero_();
+        }
+        let _ = &mut w;
+        let s = if chunked {
+            net.masked_log_likelihood(&zt, &t, &x, vocab, false)
+        } else {
+            md4_core::elbo::masked_log_likelihood(&net.forward(&zt, Some(&t), false), &x, &zt, vocab)
+        };
+        s.sum(Kind::Float).backward();
+        (s.detach(), net.head.weight.grad().copy())
+    };
+    let (full, g_full) = head_grad(false);
+    let (chunked, g_chunked) = head_grad(true);
+    let rel = |a: &Tensor, b: &Tensor| max_abs_diff(a, b) / b.abs().max().double_value(&[]);
+    assert!(rel(&chunked, &full) < 1e-5, "sums differ: {}", rel(&chunked, &full));
+    assert!(rel(&g_chunked, &g_full) < 1e-4, "gradients differ: {}", rel(&g_chunked, &g_full));
 }
 
 #[test]

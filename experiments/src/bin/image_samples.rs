@@ -6,7 +6,7 @@
 //!
 //! Command: `just reproduce image-samples [smoke|small|paper]`
 //! (`cargo run -p experiments --bin image_samples -- --scale small`).
-//! Runtime: smoke ≈ 20 s; small ≈ 5 min on a 2-core CPU (16 samples per cell, T = 4, 8, 16,
+//! Runtime: smoke ≈ 10 s; small ≈ 3 min on a 2-core CPU (16 samples per cell, T = 4, 8, 16,
 //! 32), plus table3's `md4-linear` and `md4-cosine` training runs if they do not exist yet;
 //! paper: T = 64 … 512 with the ImageNet64 models (GPU).
 //! Writes `results/image-samples/<scale>/{image_samples.png, samples.md, samples.csv,

@@ -8,14 +8,15 @@
 //!
 //! Command: `just reproduce table3 [smoke|small|paper]`
 //! (`cargo run -p experiments --bin table3 -- --scale small`).
-//! Runtime: smoke ≈ 1 min (tiny networks, CI); small ≈ 30 min on a 2-core CPU (complete
+//! Runtime: smoke ≈ 20 s (tiny networks, CI); small ≈ 32 min on a shared 2-core CPU (complete
 //! Fashion-MNIST from the Debian package, 1.3M-parameter U-Net, 200 updates × 8 images per
-//! row); paper: CIFAR-10 (28.4M U-Net) and ImageNet64 (198.3M U-Net + DiT) with the paper's
-//! 2M-step recipes on Hub data (GPU cluster scale). Finished runs in `runs/table3/<scale>/` are
-//! reused.
+//! row; ≈ 8 min when the four training runs exist); paper: CIFAR-10 (28.4M U-Net) and
+//! ImageNet64 (198.3M U-Net + DiT) with the paper's 2M-step recipes on Hub data (GPU cluster
+//! scale). Finished runs in `runs/table3/<scale>/` are reused.
 //! Writes `results/table3/<scale>/{table.md, rows.csv, card.yaml, record.yaml}`,
-//! `cards/<row>.yaml`, `curves.{png,svg,csv}`, `samples/<row>.png` with
-//! `cards/<row>-samples.yaml`, and `checks/{table.md, rows.csv, <check>.yaml}`.
+//! `cards/<row>.yaml` (and `cards/campbell-md4-estimator.yaml`), `curves.{png,svg,csv}`,
+//! `samples/<row>.png` with `cards/<row>-samples.yaml`, and
+//! `checks/{table.md, rows.csv, <i>-<dataset>.yaml}`.
 
 use anyhow::Result;
 use clap::Parser;
