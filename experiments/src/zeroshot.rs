@@ -152,7 +152,7 @@ pub fn likelihood_protocol(s: &Scored, loaded: &LoadedRun) -> LikelihoodProtocol
     let exact = loaded.trained.is_exact();
     LikelihoodProtocol::from_result(
         &s.result,
-        s.bound.clone(),
+        s.bound,
         &suite::schedule_label(&loaded.cfg),
         true,
         match (&s.bound, exact) {

@@ -9,6 +9,7 @@
 //! * fig8: an uncached time-conditioned sampler makes exactly T calls (+1 for a leftover fill);
 //!   unigram entropies lie in [0, ln N].
 //! * infill: every sample keeps the prefix and suffix token for token.
+//!
 //! Needs `english-mix`, `ptb` and `wiki-proxy` (`just data-registry`); skipped without them
 //! unless `MD4_REQUIRE_DATA=1`.
 

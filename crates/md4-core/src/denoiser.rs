@@ -26,7 +26,14 @@ pub trait Denoiser {
     ///
     /// # Shapes
     /// `zt, x0: [B, N]`, `t: [B]` → `[B]` float32.
-    fn masked_log_likelihood(&self, zt: &Tensor, t: &Tensor, x0: &Tensor, vocab: crate::Vocab, train: bool) -> Tensor {
+    fn masked_log_likelihood(
+        &self,
+        zt: &Tensor,
+        t: &Tensor,
+        x0: &Tensor,
+        vocab: crate::Vocab,
+        train: bool,
+    ) -> Tensor {
         crate::elbo::masked_log_likelihood(&self.logits(zt, t, train), x0, zt, vocab)
     }
 }
@@ -38,7 +45,14 @@ impl<D: Denoiser + ?Sized> Denoiser for &D {
     fn time_dependent(&self) -> bool {
         (**self).time_dependent()
     }
-    fn masked_log_likelihood(&self, zt: &Tensor, t: &Tensor, x0: &Tensor, vocab: crate::Vocab, train: bool) -> Tensor {
+    fn masked_log_likelihood(
+        &self,
+        zt: &Tensor,
+        t: &Tensor,
+        x0: &Tensor,
+        vocab: crate::Vocab,
+        train: bool,
+    ) -> Tensor {
         (**self).masked_log_likelihood(zt, t, x0, vocab, train)
     }
 }
@@ -50,7 +64,14 @@ impl<D: Denoiser + ?Sized> Denoiser for Box<D> {
     fn time_dependent(&self) -> bool {
         (**self).time_dependent()
     }
-    fn masked_log_likelihood(&self, zt: &Tensor, t: &Tensor, x0: &Tensor, vocab: crate::Vocab, train: bool) -> Tensor {
+    fn masked_log_likelihood(
+        &self,
+        zt: &Tensor,
+        t: &Tensor,
+        x0: &Tensor,
+        vocab: crate::Vocab,
+        train: bool,
+    ) -> Tensor {
         (**self).masked_log_likelihood(zt, t, x0, vocab, train)
     }
 }

@@ -51,7 +51,14 @@ impl Denoiser for Network {
             Self::Uvit(m) => m.logits(zt, t, train),
         }
     }
-    fn masked_log_likelihood(&self, zt: &Tensor, t: &Tensor, x0: &Tensor, vocab: md4_core::Vocab, train: bool) -> Tensor {
+    fn masked_log_likelihood(
+        &self,
+        zt: &Tensor,
+        t: &Tensor,
+        x0: &Tensor,
+        vocab: md4_core::Vocab,
+        train: bool,
+    ) -> Tensor {
         match self {
             Self::Transformer(m) => m.masked_log_likelihood(zt, t, x0, vocab, train),
             Self::Unet(m) => m.masked_log_likelihood(zt, t, x0, vocab, train),

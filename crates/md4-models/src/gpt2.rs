@@ -212,9 +212,9 @@ impl Gpt2 {
             let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
             let a = Tensor::scaled_dot_product_attention(&q, &k, &v, None::<&Tensor>, 0.0, true, None, false);
             let a = a.transpose(1, 2).contiguous().view([b, n, d]);
-            x = x + blk.attn_proj.forward(&a);
+            x += blk.attn_proj.forward(&a);
             let m = blk.c_fc.forward(&blk.ln_2.forward(&x)).gelu("tanh");
-            x = x + blk.mlp_proj.forward(&m);
+            x += blk.mlp_proj.forward(&m);
         }
         self.ln_f.forward(&x).matmul(&self.wte.tr())
     }

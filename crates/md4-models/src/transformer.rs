@@ -491,7 +491,14 @@ impl Denoiser for Transformer {
     }
     /// The output projection and log-softmax run on [`LOSS_CHUNK_ROWS`] masked rows at a time:
     /// without gradients the peak holds one `[chunk, V]` block instead of `[B, N, V]`.
-    fn masked_log_likelihood(&self, zt: &Tensor, t: &Tensor, x0: &Tensor, vocab: md4_core::Vocab, train: bool) -> Tensor {
+    fn masked_log_likelihood(
+        &self,
+        zt: &Tensor,
+        t: &Tensor,
+        x0: &Tensor,
+        vocab: md4_core::Vocab,
+        train: bool,
+    ) -> Tensor {
         let (b, n) = zt.size2().expect("transformer expects tokens [B, N]");
         let rows = zt.eq(vocab.mask_id()).reshape([-1]).nonzero().squeeze_dim(1);
         let hidden = self.hidden(zt, Some(t), train);

@@ -45,7 +45,7 @@ fn reference_logits(m: &Gpt2, ids: &[i64]) -> Tensor {
             rows.push(Tensor::cat(&heads, 0));
         }
         let attn = Tensor::stack(&rows, 0).matmul(&p("attn.c_proj.weight")) + p("attn.c_proj.bias");
-        x = x + attn;
+        x += attn;
         let u = layer_norm(&x, &p("ln_2.weight"), &p("ln_2.bias")).matmul(&p("mlp.c_fc.weight"))
             + p("mlp.c_fc.bias");
         let inner: Tensor = (&u + u.pow_tensor_scalar(3) * 0.044715) * (2.0 / std::f64::consts::PI).sqrt();
