@@ -127,7 +127,7 @@ fn language_model_artifacts_at_smoke_scale() {
 
     let inf = run("infill", env!("CARGO_BIN_EXE_infill"), &scratch);
     let md = std::fs::read_to_string(inf.join("infill.md")).unwrap();
-    let samples: Vec<&str> = md.lines().filter(|l| l.contains('⟦')).collect();
+    let samples: Vec<&str> = md.lines().filter(|l| l.contains(" bits/token` ")).collect();
     assert_eq!(samples.len(), 2 * 3 * 3, "2 prompts × 3 settings × 3 samples");
     for s in samples {
         assert!(

@@ -86,8 +86,11 @@ fn main() -> Result<()> {
             writeln!(md, "### {name} ({} network calls, {wall:.1} s)\n", out.network_calls)?;
             for i in 0..args.num {
                 let row: Vec<i64> = Vec::try_from(&out.tokens.get(i))?;
-                let decode =
-                    |r: &[i64]| md4_data::gpt2_decode(&r.iter().map(|&t| t as u32).collect::<Vec<_>>());
+                // One sample per line: newlines inside the text are shown as ⏎.
+                let decode = |r: &[i64]| {
+                    md4_data::gpt2_decode(&r.iter().map(|&t| t as u32).collect::<Vec<_>>())
+                        .map(|s| s.replace('\n', "⏎"))
+                };
                 let (a, rest) = row.split_at(pre.len());
                 let (mid, b) = rest.split_at(rest.len() - suf.len());
                 let bits = nats.double_value(&[i]) / (n_free as f64 * std::f64::consts::LN_2);
