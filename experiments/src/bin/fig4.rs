@@ -47,13 +47,12 @@ fn main() -> Result<()> {
             series.push(Series::new(&row.name, s.x, ppl));
         }
     }
-    let mut plot = LinePlot::new(
-        &format!("Validation perplexity during training — {}", suite_cfg.description),
+    let plot = LinePlot::new(
+        &format!("Validation perplexity during training ({scale})"),
         "training step",
         "validation perplexity (bound; exact for AR)",
         series,
     );
-    plot.log_y = true;
     let files = plot.write(&dir.file("fig4"))?;
     notes.push("validation: the suite's eval split, `eval_batches` batches per point, EMA weights; perplexity = 2^(bits per token)".into());
     notes.push("paper Fig. 4: OWT validation perplexity of Gaussian diffusion, SEDD, MD4, GenMD4 (small) and MD4 (medium) over 1M steps; MD4 converges faster, SEDD showed instabilities".into());

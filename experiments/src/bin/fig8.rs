@@ -163,13 +163,12 @@ fn main() -> Result<()> {
     };
     ppl_series.push(flat(ref_ppl));
     entropy_series.push(flat(ref_entropy));
-    let mut plot = LinePlot::new(
-        &format!("Generative perplexity vs sampling steps — {}", cfg.description),
+    let plot = LinePlot::new(
+        &format!("Generative perplexity vs sampling steps ({scale})"),
         "sampling steps T",
         "generative perplexity (judge)",
         ppl_series,
     );
-    plot.log_y = true;
     let mut outputs = vec![];
     let files = plot.write(&dir.file("fig8"))?;
     outputs.extend([files.png, files.svg, files.csv]);
