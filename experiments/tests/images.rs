@@ -9,42 +9,12 @@
 //! Needs `fashion-mnist`, `cifar10-foolbox` and `imagenet64-foolbox` (`just data-registry`);
 //! skipped without them unless `MD4_REQUIRE_DATA=1`.
 
+mod common;
+
+use common::{data_ready, mask_digits};
 use experiments::images::CheckResult;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn data_ready() -> bool {
-    let root = std::env::var_os("MD4_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../data"));
-    let missing: Vec<&str> = ["fashion-mnist", "cifar10-foolbox", "imagenet64-foolbox"]
-        .into_iter()
-        .filter(|d| !root.join(d).join("prepared.json").is_file())
-        .collect();
-    if !missing.is_empty() && std::env::var("MD4_REQUIRE_DATA").is_ok_and(|v| v == "1") {
-        panic!("{missing:?} not prepared in {} and MD4_REQUIRE_DATA=1", root.display());
-    }
-    missing.is_empty()
-}
-
-/// Runs of digits that do not continue a word become `#` (as in `tests/smoke.rs`).
-fn mask_digits(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let (mut in_number, mut after_letter) = (false, false);
-    for c in text.chars() {
-        if c.is_ascii_digit() && !after_letter {
-            if !in_number {
-                out.push('#');
-            }
-            in_number = true;
-        } else {
-            in_number = false;
-            after_letter = c.is_alphabetic() || (after_letter && c.is_ascii_digit());
-            out.push(c);
-        }
-    }
-    out
-}
 
 /// Width and height from a PNG's IHDR chunk.
 fn png_size(path: &Path) -> (u32, u32) {
@@ -108,7 +78,7 @@ fn check_the_checks(out: &Path) {
 
 #[test]
 fn table3_and_image_samples_smoke() {
-    if !data_ready() {
+    if !data_ready(&["fashion-mnist", "cifar10-foolbox", "imagenet64-foolbox"]) {
         eprintln!("skipped: image data sets not prepared");
         return;
     }

@@ -13,19 +13,11 @@
 //! Needs `english-mix`, `ptb` and `wiki-proxy` (`just data-registry`); skipped without them
 //! unless `MD4_REQUIRE_DATA=1`.
 
+mod common;
+
+use common::data_ready;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn data_ready() -> bool {
-    let root = std::env::var_os("MD4_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../data"));
-    let ready = ["english-mix", "ptb", "wiki-proxy"].iter().all(|d| root.join(d).is_dir());
-    if !ready && std::env::var("MD4_REQUIRE_DATA").is_ok_and(|v| v == "1") {
-        panic!("english-mix, ptb or wiki-proxy is not prepared in {} and MD4_REQUIRE_DATA=1", root.display());
-    }
-    ready
-}
 
 fn run(bin: &str, exe: &str, scratch: &Path) -> PathBuf {
     let out = scratch.join(bin);
@@ -63,7 +55,7 @@ fn cells(path: &Path) -> Vec<(String, String, Option<f64>, Option<bool>, Option<
 
 #[test]
 fn language_model_artifacts_at_smoke_scale() {
-    if !data_ready() {
+    if !data_ready(&["english-mix", "ptb", "wiki-proxy"]) {
         eprintln!("skipped: registry text data not prepared");
         return;
     }

@@ -5,43 +5,15 @@
 //! Needs the `text8-wiki` data set (`md4 data text8-wiki`); skipped without it unless
 //! `MD4_REQUIRE_DATA=1`.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{data_ready, mask_digits};
+use std::path::Path;
 use std::process::Command;
-
-fn data_ready() -> bool {
-    let root = std::env::var_os("MD4_DATA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../data"));
-    let ready = root.join("text8-wiki").is_dir();
-    if !ready && std::env::var("MD4_REQUIRE_DATA").is_ok_and(|v| v == "1") {
-        panic!("text8-wiki is not prepared in {} and MD4_REQUIRE_DATA=1", root.display());
-    }
-    ready
-}
-
-/// Runs of digits that do not continue a word become `#`, so `≤ 4.438 ± 0.298` reads
-/// `≤ #.# ± #.#` while names such as `MD4` and `text8` stay.
-fn mask_digits(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let (mut in_number, mut after_letter) = (false, false);
-    for c in text.chars() {
-        if c.is_ascii_digit() && !after_letter {
-            if !in_number {
-                out.push('#');
-            }
-            in_number = true;
-        } else {
-            in_number = false;
-            after_letter = c.is_alphabetic() || (after_letter && c.is_ascii_digit());
-            out.push(c);
-        }
-    }
-    out
-}
 
 #[test]
 fn table2_smoke_renders_the_expected_table() {
-    if !data_ready() {
+    if !data_ready(&["text8-wiki"]) {
         eprintln!("skipped: text8-wiki not prepared");
         return;
     }
