@@ -50,8 +50,8 @@ md4 *args: setup
 ablate what scale="small": setup
     cargo run -q -p experiments --bin ablate_{{what}} -- --scale {{scale}}
 
-# benchmarks: `just bench train-step` times our training step against the same model in PyTorch eager
-bench what:
-    @test "{{what}}" = train-step || { echo "unknown benchmark '{{what}}' (expected train-step)" >&2; exit 2; }
-    bash scripts/setup.sh --full
-    cargo run -q -p md4-train --example bench_train_step -- --python "{{venv}}/bin/python"
+# benchmarks: `just bench train-step|eval|sample` time md4-rs in f32 and bf16 against the machine's matmul peaks (MFU); train-step also against the same model in PyTorch eager
+bench what *args: setup
+    @case "{{what}}" in train-step|eval|sample) ;; *) echo "unknown benchmark '{{what}}' (expected train-step, eval or sample)" >&2; exit 2;; esac
+    @if [ "{{what}}" = train-step ]; then bash scripts/setup.sh --full; fi
+    cargo run -q -p md4-train --example bench -- {{what}} --python "{{venv}}/bin/python" {{args}}

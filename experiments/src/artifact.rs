@@ -63,6 +63,17 @@ pub struct ArtifactArgs {
     /// Device for training, evaluation and sampling: cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// CPU threads for libtorch [default: OMP_NUM_THREADS, else every physical core].
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl ArtifactArgs {
+    /// The device of `--device`, with libtorch's thread count set from `--threads`.
+    pub fn device(&self) -> anyhow::Result<tch::Device> {
+        md4_models::compute::set_threads(self.threads);
+        md4_train::parse_device(&self.device)
+    }
 }
 
 /// The workspace root: the nearest ancestor of the current directory whose `Cargo.toml` is

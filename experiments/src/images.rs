@@ -327,7 +327,7 @@ pub fn run_check(spec: &CheckSpec, device: Device) -> Result<CheckResult> {
         log_every: 1,
         eval_every: 0,
         eval_batches: 0,
-        bf16: false,
+        precision: md4_models::ComputePrecision::Auto,
     };
     let mut trainer = Trainer::new(&vs, &train);
     let stats = trainer.train_step(&md4, &FixedImages(x.shallow_clone()))?;

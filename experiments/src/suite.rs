@@ -311,7 +311,7 @@ pub fn likelihood_table(spec: &LikelihoodTable, args: &crate::ArtifactArgs, only
     use md4_eval::{Estimate, LikelihoodProtocol, LinePlot};
     let run = crate::Run::start(spec.artifact, args.scale);
     let root = crate::workspace_root();
-    let device = md4_train::parse_device(&args.device)?;
+    let device = args.device()?;
     let suite: SuiteConfig = crate::load_config(&root, spec.artifact, args.scale)?;
     let paper = PaperTables::load(&root.join("results/paper.yaml"))?;
     let dir = crate::ArtifactDir::resolve(args.out.as_deref(), spec.artifact, args.scale);
@@ -342,7 +342,7 @@ pub fn likelihood_table(spec: &LikelihoodTable, args: &crate::ArtifactArgs, only
             Some(key) => Some(paper.value(spec.paper_table, key, spec.paper_column)?),
             None => None,
         };
-        let params = loaded.cfg.effective_model().param_count();
+        let params = loaded.cfg.model.param_count();
         let notes = format!(
             "{}; {:.2}M params; {} steps × {}",
             bound_label(&bound),

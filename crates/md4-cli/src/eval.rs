@@ -10,7 +10,7 @@ use md4_core::forward::antithetic_times;
 use md4_core::units::nats_to_bits;
 use md4_eval::{EvalConfig, EvalSequences, evaluate};
 use md4_train::config::DataConfig;
-use md4_train::{Data, EvalSet, load_run, parse_device};
+use md4_train::{Data, EvalSet, load_run_with, parse_device};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,6 +43,8 @@ pub struct EvalArgs {
     /// Device: cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
+    #[command(flatten)]
+    compute: crate::ComputeArgs,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -93,8 +95,11 @@ fn eval_set(data: &DataConfig, split: Option<&str>, seq_len: i64) -> Result<(Eva
 
 pub fn run(a: EvalArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
-    let loaded = load_run(&a.run_dir, device)?;
+    let loaded = load_run_with(&a.run_dir, device, a.compute.apply())?;
     let cfg = &loaded.cfg;
+    if !a.json {
+        eprintln!("precision: {}", loaded.precision.describe());
+    }
     let (set, what) = eval_set(&cfg.data, a.split.as_deref(), cfg.train.seq_len)?;
     let count = a.limit.map_or(set.len(), |l| l.min(set.len()));
     ensure!(count > 0, "no evaluation sequences in {what}");
@@ -129,6 +134,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         let out = json!({
             "run_dir": a.run_dir,
             "checkpoint_step": loaded.step,
+            "precision": loaded.precision.describe(),
             "data": what,
             "bound": bound,
             "steps": a.steps,

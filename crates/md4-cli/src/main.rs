@@ -71,6 +71,8 @@ struct TrainArgs {
     /// Device: cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
+    #[command(flatten)]
+    compute: ComputeArgs,
     /// Stop (with a checkpoint) after this many updates; run again to continue.
     #[arg(long)]
     stop_at: Option<i64>,
@@ -111,6 +113,26 @@ struct DataArgs {
     list: bool,
 }
 
+/// Arithmetic and threads, shared by `train`, `eval` and `sample`.
+#[derive(Debug, clap::Args)]
+pub struct ComputeArgs {
+    /// Network arithmetic: auto (bf16 where the device multiplies bf16 natively, else f32),
+    /// f32 or bf16 [default: the run's train.precision]. Sets train.precision for `train`.
+    #[arg(long, value_parser = md4_models::ComputePrecision::parse)]
+    pub compute: Option<md4_models::ComputePrecision>,
+    /// CPU threads for libtorch [default: OMP_NUM_THREADS, else every physical core].
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl ComputeArgs {
+    /// Apply `--threads`; return the `--compute` override.
+    pub fn apply(&self) -> Option<md4_models::ComputePrecision> {
+        md4_models::compute::set_threads(self.threads);
+        self.compute
+    }
+}
+
 fn main() {
     md4_train::tune_allocator();
     let cli = Cli::parse();
@@ -140,6 +162,9 @@ fn resolve_train_config(a: &TrainArgs) -> Result<RunConfig> {
         }
     };
     let mut sets = a.sets.clone();
+    if let Some(p) = a.compute.apply() {
+        sets.push(format!("train.precision={}", p.name()));
+    }
     if let Some(spec) = &a.data {
         let data = DataConfig::parse_spec(spec, a.vocab, a.holdout)?;
         let vocab = data.known_vocab().expect("local data has a known vocabulary");

@@ -8,7 +8,7 @@ use clap::Args;
 use md4_core::sampler::{Conditioning, Grid, SamplerConfig};
 use md4_core::{Precision, Vocab};
 use md4_models::ModelConfig;
-use md4_train::{load_run, parse_device};
+use md4_train::{load_run_with, parse_device};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -55,6 +55,8 @@ pub struct SampleArgs {
     /// Device: cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
+    #[command(flatten)]
+    compute: crate::ComputeArgs,
     /// Output file: text, or a PNG grid for image models. A JSON record goes to <out>.json.
     #[arg(long)]
     out: PathBuf,
@@ -128,7 +130,7 @@ pub fn run(a: SampleArgs) -> Result<()> {
         ensure!(p > 0.0 && p <= 1.0, "--top-p must lie in (0, 1]");
     }
     let device = parse_device(&a.device)?;
-    let loaded = load_run(&a.run_dir, device)?;
+    let loaded = load_run_with(&a.run_dir, device, a.compute.apply())?;
     let cfg = &loaded.cfg;
     let decoder = decoder_for(&cfg.model);
     let seq_len = match (cfg.model.fixed_seq_len(), a.seq_len) {
@@ -203,6 +205,7 @@ pub fn run(a: SampleArgs) -> Result<()> {
     let record = json!({
         "run_dir": a.run_dir,
         "checkpoint_step": loaded.step,
+        "precision": loaded.precision.describe(),
         "weights": "ema",
         "samples": a.num,
         "seq_len": seq_len,

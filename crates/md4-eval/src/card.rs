@@ -120,6 +120,11 @@ pub struct Environment {
     pub worktree_dirty: Option<bool>,
     pub command_line: String,
     pub device: String,
+    /// The arithmetic of the networks behind the number (`bf16 (auto: …)`), as chosen by
+    /// `precision: auto | f32 | bf16`; absent on cards written before it was recorded and on
+    /// cards of pure math.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
     pub libtorch: String,
     pub tch: String,
     pub wall_seconds: f64,
@@ -135,6 +140,7 @@ impl Environment {
             worktree_dirty: provenance::git_dirty(repo),
             command_line: provenance::command_line(),
             device: provenance::describe_device(device),
+            precision: md4_models::compute::recorded(),
             libtorch: provenance::libtorch_version(),
             // The workspace pins tch =0.24.0 (Cargo.toml); tch exposes no version constant.
             tch: "0.24.0".into(),
@@ -204,6 +210,7 @@ mod tests {
             worktree_dirty: None,
             command_line: "table2 --scale smoke".into(),
             device: "cpu (2 threads)".into(),
+            precision: Some("bf16 (auto: test)".into()),
             libtorch: "2.11.0".into(),
             tch: "0.24.0".into(),
             wall_seconds: 1.5,

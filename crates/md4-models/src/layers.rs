@@ -22,10 +22,27 @@ pub enum ComputeDtype {
 }
 
 impl ComputeDtype {
-    /// Cast `x` to the compute dtype (a no-op for f32 inputs in f32 mode).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::Bf16 => "bf16",
+        }
+    }
+
+    /// The tensor kind of this dtype.
+    pub fn kind(self) -> Kind {
+        match self {
+            Self::F32 => Kind::Float,
+            Self::Bf16 => Kind::BFloat16,
+        }
+    }
+
+    /// Cast `x` to the compute dtype (a no-op for f32 inputs in f32 mode, and for inputs that
+    /// are already bf16 in bf16 mode).
     pub fn cast(self, x: &Tensor) -> Tensor {
         match self {
             Self::F32 => x.shallow_clone(),
+            Self::Bf16 if x.kind() == Kind::BFloat16 => x.shallow_clone(),
             Self::Bf16 => x.to_kind(Kind::BFloat16),
         }
     }
@@ -111,6 +128,11 @@ impl Linear {
         let w = self.compute.cast(&self.weight);
         let b = self.bias.as_ref().map(|b| self.compute.cast(b));
         self.compute.cast(x).linear(&w, b.as_ref())
+    }
+
+    /// The compute dtype of this layer.
+    pub fn compute(&self) -> ComputeDtype {
+        self.compute
     }
 }
 
@@ -321,14 +343,41 @@ impl TimeEmbedding {
     }
 }
 
-/// Multi-head scaled dot-product attention through libtorch's fused kernel, scale 1/√head_dim,
-/// dropout on the attention probabilities when training.
+/// Sequences up to this length use the explicit bf16 attention on CPU (below).
+pub const CPU_BF16_MATH_ATTENTION_MAX_LEN: i64 = 1024;
+
+/// Multi-head scaled dot-product attention, scale 1/√head_dim, dropout on the attention
+/// probabilities when training.
+///
+/// f32, and anything on CUDA, goes through libtorch's fused `scaled_dot_product_attention`.
+/// bf16 on CPU is written out as two batched matmuls around a bf16 softmax (libtorch's softmax
+/// accumulates in float32 internally and rounds the probabilities to bf16, as flash attention
+/// does before its P·V product): libtorch 2.11's CPU flash kernel accumulates its bf16 tiles
+/// through float32 GEMMs and was no faster in bf16 than in f32 (docs/log.md, issue 11), while
+/// the two bf16 matmuls run on the native bf16 units. The score matrix is `[B·H, N, N]`, so
+/// this path is only taken up to [`CPU_BF16_MATH_ATTENTION_MAX_LEN`] tokens.
 ///
 /// # Shapes
 /// `q, k, v: [B, H, N, hd]` → `[B, H, N, hd]`.
 pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, dropout: f64, causal: bool, train: bool) -> Tensor {
     let p = if train { dropout } else { 0.0 };
-    Tensor::scaled_dot_product_attention(q, k, v, None::<&Tensor>, p, causal, None::<f64>, false)
+    let (b, h, n, hd) = q.size4().expect("attention expects [B, H, N, hd]");
+    let bf16_cpu = q.kind() == Kind::BFloat16 && q.device() == Device::Cpu;
+    if !bf16_cpu || n > CPU_BF16_MATH_ATTENTION_MAX_LEN || k.size()[2] != n {
+        return Tensor::scaled_dot_product_attention(q, k, v, None::<&Tensor>, p, causal, None::<f64>, false);
+    }
+    let bh = b * h;
+    let q = (q * (hd as f64).powf(-0.5)).reshape([bh, n, hd]);
+    let mut scores = q.bmm(&k.reshape([bh, n, hd]).transpose(1, 2));
+    if causal {
+        let future = Tensor::ones([n, n], (Kind::Bool, q.device())).triu(1);
+        scores = scores.masked_fill(&future, f64::NEG_INFINITY);
+    }
+    let mut probs = scores.softmax(-1, Kind::BFloat16);
+    if p > 0.0 {
+        probs = probs.dropout(p, true);
+    }
+    probs.bmm(&v.reshape([bh, n, hd])).view([b, h, n, hd])
 }
 
 /// Total number of scalar parameters in a variable store.

@@ -8,6 +8,7 @@
 //! stream, norms and logits in float32 (pitfall 24).
 
 pub mod ar;
+pub mod compute;
 pub mod config;
 pub mod dit;
 pub mod gpt2;
@@ -18,6 +19,7 @@ pub mod unet;
 pub mod uvit;
 
 pub use ar::{ArObjective, ArTransformer};
+pub use compute::{ComputePrecision, Hardware, PrecisionChoice};
 pub use config::{ModelConfig, Network, describe, preset, preset_names};
 pub use dit::DitConfig;
 pub use gpt2::{Gpt2, Gpt2Config};

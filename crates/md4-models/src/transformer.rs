@@ -134,6 +134,34 @@ impl TransformerConfig {
         Ok(())
     }
 
+    /// Multiply-add FLOPs (2 per multiply-accumulate) of one forward pass over a sequence of
+    /// `seq_len` tokens, counting every matrix product: the outside-embedding projection,
+    /// q/k/v/o and the MLP at every position, the attention scores and their weighted sum
+    /// (2·2·N²·D per layer), the output projection at every position, and the per-sequence
+    /// time embedding and modulations. Norms, softmax and elementwise work are not counted
+    /// (the usual "model FLOPs" of MFU). A training step costs ≈ 3× this (backward = 2×).
+    pub fn forward_flops(&self, seq_len: i64) -> f64 {
+        let (n, d, h, v, fd) = (
+            seq_len as f64,
+            self.width() as f64,
+            self.mlp_hidden() as f64,
+            self.vocab_size as f64,
+            self.feature_dim as f64,
+        );
+        let embed = match self.embedding {
+            TokenEmbedding::Direct => 0.0,
+            TokenEmbedding::Outside { dim } => 2.0 * n * dim as f64 * d,
+        };
+        let per_layer = 2.0 * n * (4.0 * d * d + 3.0 * d * h) + 4.0 * n * n * d;
+        let conditioning = match self.time_conditioning {
+            TimeConditioning::AdaLnZero => {
+                2.0 * (8.0 * fd * fd + self.n_layers as f64 * fd * 6.0 * d + fd * 2.0 * d)
+            }
+            TimeConditioning::TimeIndependent => 0.0,
+        };
+        embed + self.n_layers as f64 * per_layer + 2.0 * n * d * v + conditioning
+    }
+
     /// Number of parameters, from the architecture alone.
     pub fn param_count(&self) -> i64 {
         let (d, v, fd) = (self.width(), self.vocab_size, self.feature_dim);
@@ -306,20 +334,23 @@ impl Block {
     /// `x: [B, N, D]` f32, `cond_act: [B, feature_dim]` (activated conditioning; only read by
     /// adaLN blocks) → `[B, N, D]` f32.
     fn forward(&self, x: &Tensor, cond_act: Option<&Tensor>, rope: &Rope, train: bool) -> Tensor {
+        let c = self.attn.wq.compute();
         match &self.norm {
             BlockNorm::AdaLnZero { modulation } => {
                 let cond_act = cond_act.expect("an adaLN block needs the conditioning vector");
                 let m = modulation.forward(cond_act).to_kind(Kind::Float).unsqueeze(1).chunk(6, -1);
                 let (shift_a, scale_a, gate_a) = (&m[0], &m[1], &m[2]);
                 let (shift_m, scale_m, gate_m) = (&m[3], &m[4], &m[5]);
-                let a_in = layer_norm(x, NORM_EPS) * (scale_a + 1.0) + shift_a;
+                // The normalised, modulated input is cast once (a no-op in f32): the q/k/v and
+                // w1/w3 projections then read the same bf16 tensor.
+                let a_in = c.cast(&(layer_norm(x, NORM_EPS) * (scale_a + 1.0) + shift_a));
                 let h = x + gate_a * self.attn.forward(&a_in, rope, train);
-                let m_in = layer_norm(&h, NORM_EPS) * (scale_m + 1.0) + shift_m;
+                let m_in = c.cast(&(layer_norm(&h, NORM_EPS) * (scale_m + 1.0) + shift_m));
                 &h + gate_m * self.mlp.forward(&m_in, train)
             }
             BlockNorm::PreRms { attn_norm, mlp_norm } => {
-                let h = x + self.attn.forward(&attn_norm.forward(x), rope, train);
-                &h + self.mlp.forward(&mlp_norm.forward(&h), train)
+                let h = x + self.attn.forward(&c.cast(&attn_norm.forward(x)), rope, train);
+                &h + self.mlp.forward(&c.cast(&mlp_norm.forward(&h)), train)
             }
         }
     }

@@ -529,3 +529,52 @@ fn configs_round_trip_and_reject_unknown_keys() {
     );
     assert!(err.contains("transformer"), "{err}");
 }
+
+#[test]
+fn bf16_cpu_attention_matches_the_fused_f32_kernel() {
+    // bf16 on CPU takes the explicit bmm–softmax–bmm path (layers::attention); it must agree
+    // with libtorch's fused f32 kernel within bf16 rounding, bidirectional and causal, and
+    // its gradients must too.
+    tch::manual_seed(3);
+    let (b, h, n, hd) = (2, 3, 40, 16);
+    for causal in [false, true] {
+        let q = Tensor::randn([b, h, n, hd], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let k = Tensor::randn([b, h, n, hd], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let v = Tensor::randn([b, h, n, hd], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let want = md4_models::layers::attention(&q, &k, &v, 0.0, causal, false);
+        let got = md4_models::layers::attention(
+            &q.to_kind(Kind::BFloat16),
+            &k.to_kind(Kind::BFloat16),
+            &v.to_kind(Kind::BFloat16),
+            0.0,
+            causal,
+            false,
+        );
+        assert_eq!(got.kind(), Kind::BFloat16);
+        let rel = |a: &Tensor, b: &Tensor| {
+            (a.to_kind(Kind::Float) - b.to_kind(Kind::Float)).norm().double_value(&[])
+                / b.norm().double_value(&[])
+        };
+        let err = rel(&got, &want);
+        assert!(err < 0.02 && err > 0.0, "causal {causal}: relative error {err}");
+        if causal {
+            // The first query sees only the first key: its output is v[0] exactly (up to bf16).
+            let first = got.narrow(2, 0, 1).to_kind(Kind::Float);
+            let v0 = v.narrow(2, 0, 1).to_kind(Kind::BFloat16).to_kind(Kind::Float);
+            assert!(first.allclose(&v0, 1e-2, 1e-2, false));
+        }
+        let g = Tensor::randn([b, h, n, hd], (Kind::Float, Device::Cpu));
+        let grads = |out: &Tensor| {
+            Tensor::run_backward(
+                &[(out.to_kind(Kind::Float) * &g).sum(Kind::Float)],
+                &[&q, &k, &v],
+                false,
+                false,
+            )
+        };
+        for (a, bb) in grads(&got).iter().zip(grads(&want).iter()) {
+            let err = rel(a, bb);
+            assert!(err < 0.03, "causal {causal}: gradient relative error {err}");
+        }
+    }
+}

@@ -16,7 +16,7 @@
 use anyhow::{Context, Result, bail, ensure};
 use md4_core::MaskingSchedule;
 use md4_core::baselines::D3pmConfig;
-use md4_models::ModelConfig;
+use md4_models::{ComputePrecision, ModelConfig, PrecisionChoice};
 use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
 use sha2::{Digest, Sha256};
@@ -158,9 +158,11 @@ pub struct TrainConfig {
     pub eval_every: i64,
     /// Validation batches (of `batch / accum` sequences) per validation.
     pub eval_batches: i64,
-    /// Run matrix multiplications in bfloat16 (sets the model's compute dtype); the loss,
-    /// log-softmax and schedule math stay float32.
-    pub bf16: bool,
+    /// Arithmetic of matrix multiplications, convolutions and attention: `auto` (bf16 where
+    /// the device multiplies bf16 natively, else f32), `f32` or `bf16`. Master weights,
+    /// optimizer state, the loss and the ELBO accumulation stay float32.
+    #[serde(default)]
+    pub precision: ComputePrecision,
 }
 
 impl TrainConfig {
@@ -263,6 +265,9 @@ impl RunConfig {
             tree = Value::Mapping(Mapping::new());
         }
         apply_overrides(&mut tree, sets)?;
+        if let Some(old) = tree.get("train").and_then(|t| t.get("bf16")) {
+            md4_models::compute::old_bf16_key_error(old.as_bool())?;
+        }
         resolve_preset(&mut tree)?;
         // Deserialise from text so that errors carry the path of the offending key.
         let resolved = serde_yaml::to_string(&tree)?;
@@ -292,13 +297,15 @@ impl RunConfig {
         Ok(hex::encode(Sha256::digest(self.to_yaml()?.as_bytes())))
     }
 
-    /// The model actually built: `train.bf16` switches the compute dtype to bfloat16.
-    pub fn effective_model(&self) -> ModelConfig {
-        if self.train.bf16 {
-            self.model.with_compute_dtype(md4_models::ComputeDtype::Bf16)
-        } else {
-            self.model.clone()
-        }
+    /// The model actually built on `device`: `train.precision` (or `precision` when given,
+    /// overriding it) resolved for that device, and the choice with its reason.
+    pub fn effective_model(
+        &self,
+        device: tch::Device,
+        precision: Option<ComputePrecision>,
+    ) -> (ModelConfig, PrecisionChoice) {
+        let choice = md4_models::compute::resolve(precision.unwrap_or(self.train.precision), device);
+        (self.model.with_compute_dtype(choice.dtype), choice)
     }
 
     /// Cross-field checks: each part is valid, and the sequence length fits the model.
@@ -359,7 +366,7 @@ train:
   log_every: 1
   eval_every: 0
   eval_batches: 0
-  bf16: false
+  precision: f32
 ";
 
     #[test]
@@ -413,6 +420,23 @@ train:
         let err =
             format!("{:#}", RunConfig::from_yaml_with(BASE, &["model.vocab_size=50".into()]).unwrap_err());
         assert!(err.contains("vocabulary"), "{err}");
+    }
+
+    #[test]
+    fn the_old_bf16_key_names_its_replacement() {
+        for (old, hint) in [("true", "precision: bf16"), ("false", "precision: f32")] {
+            let err =
+                format!("{:#}", RunConfig::from_yaml_with(BASE, &[format!("train.bf16={old}")]).unwrap_err());
+            assert!(err.contains("train.precision") && err.contains(hint), "{err}");
+        }
+        // Without the key, precision defaults to auto; every value parses.
+        let text = BASE.replace("  precision: f32\n", "");
+        assert_eq!(RunConfig::from_yaml(&text).unwrap().train.precision, ComputePrecision::Auto);
+        for p in ["auto", "f32", "bf16"] {
+            let cfg = RunConfig::from_yaml_with(BASE, &[format!("train.precision={p}")]).unwrap();
+            assert_eq!(cfg.train.precision.name(), p);
+        }
+        assert!(RunConfig::from_yaml_with(BASE, &["train.precision=f16".into()]).is_err());
     }
 
     #[test]

@@ -30,5 +30,5 @@ pub use ema::Ema;
 pub use lr::LrSchedule;
 pub use metrics::{MetricsLog, RunRecord, parse_device};
 pub use objective::Trained;
-pub use run::{LoadedRun, TrainOptions, load_ema_weights, load_run, read_run_config, train};
+pub use run::{LoadedRun, TrainOptions, load_ema_weights, load_run, load_run_with, read_run_config, train};
 pub use trainer::{StepStats, TrainSummary, Trainer, Validation};

@@ -81,6 +81,10 @@ pub struct Session {
     pub from_step: i64,
     pub device: String,
     pub threads: i32,
+    /// The arithmetic of the networks (`bf16 (auto: …)`); absent in runs from before it was
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
     pub git_commit: String,
     pub command: String,
 }
@@ -166,13 +170,14 @@ pub fn parse_device(s: &str) -> Result<Device> {
 }
 
 /// A new session entry for now.
-pub fn session(from_step: i64, device: Device) -> Session {
+pub fn session(from_step: i64, device: Device, precision: &md4_models::PrecisionChoice) -> Session {
     let started = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
     Session {
         started,
         from_step,
         device: device_name(device),
         threads: tch::get_num_threads(),
+        precision: Some(precision.describe()),
         git_commit: git_commit(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
     }

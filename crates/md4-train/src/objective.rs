@@ -11,7 +11,7 @@ use anyhow::Result;
 use md4_core::baselines::{Campbell, D3pm, D3pmConfig, Sedd};
 use md4_core::sampler::{Conditioning, SampleOutput, SamplerConfig, ancestral_sample, genmd4_sample};
 use md4_core::{GenMd4, GenMd4Schedule, Md4, Objective, Schedule, Vocab};
-use md4_models::{ArObjective, Network};
+use md4_models::{ArObjective, ComputePrecision, Network, PrecisionChoice};
 use tch::{Device, Kind, Tensor, nn};
 
 /// A network together with the loss that trains it.
@@ -25,11 +25,16 @@ pub enum Trained {
     Campbell(Campbell<Network>),
 }
 
-/// Build the network of `cfg.model` (with `train.bf16` applied) and its objective under `vs`.
-pub fn build(cfg: &RunConfig, vs: &nn::Path) -> Result<Trained> {
-    let model = cfg.effective_model();
+/// Build the network of `cfg.model` and its objective under `vs`, in the arithmetic of
+/// `train.precision` (or `precision`, overriding it) resolved for the VarStore's device.
+pub fn build(
+    cfg: &RunConfig,
+    vs: &nn::Path,
+    precision: Option<ComputePrecision>,
+) -> Result<(Trained, PrecisionChoice)> {
+    let (model, choice) = cfg.effective_model(vs.device(), precision);
     let vocab = model.vocab();
-    Ok(match cfg.objective {
+    let trained = match cfg.objective {
         ObjectiveConfig::Md4 { schedule } => {
             Trained::Md4(Md4 { denoiser: model.build_network(vs)?, schedule: Schedule::md4(schedule), vocab })
         }
@@ -47,7 +52,8 @@ pub fn build(cfg: &RunConfig, vs: &nn::Path) -> Result<Trained> {
         ObjectiveConfig::Campbell { schedule } => {
             Trained::Campbell(Campbell::new(model.build_network(vs)?, Schedule::md4(schedule), vocab))
         }
-    })
+    };
+    Ok((trained, choice))
 }
 
 impl Trained {

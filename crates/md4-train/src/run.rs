@@ -12,6 +12,7 @@ use crate::metrics::{self, MetricsLog, RunRecord, TCH_VERSION};
 use crate::objective::{self, Trained};
 use crate::trainer::{self, LoopOptions, TrainSummary, Trainer};
 use anyhow::{Context, Result, bail, ensure};
+use md4_models::{ComputePrecision, PrecisionChoice};
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -129,7 +130,10 @@ pub fn train(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Result<Tra
     );
     let vs = VarStore::new(opts.device);
     trainer::seed_initialisation(cfg.train.seed);
-    let trained = objective::build(cfg, &vs.root())?;
+    let (trained, precision) = objective::build(cfg, &vs.root(), None)?;
+    if opts.progress {
+        eprintln!("precision: {}", precision.describe());
+    }
     let mut trainer = Trainer::new(&vs, &cfg.train);
     let from_step = match &latest {
         Some(c) => {
@@ -141,8 +145,16 @@ pub fn train(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Result<Tra
         }
         None => 0,
     };
-    record_session(run_dir, cfg, &config_sha256, &data, from_step, opts.device)?;
+    record_session(run_dir, cfg, &config_sha256, &data, from_step, opts.device, &precision)?;
     let mut log = MetricsLog::open(&run_dir.join("metrics.jsonl"), from_step)?;
+    // Which arithmetic the following lines come from (a resumed run may change machine).
+    log.append(&serde_json::json!({
+        "kind": "session",
+        "step": from_step,
+        "precision": precision.dtype.name(),
+        "precision_reason": precision.describe(),
+        "threads": tch::get_num_threads(),
+    }))?;
     let metadata = HashMap::from([
         ("config_sha256".to_string(), config_sha256),
         ("objective".to_string(), cfg.objective.name().to_string()),
@@ -166,6 +178,7 @@ fn record_session(
     data: &Data,
     from_step: i64,
     device: Device,
+    precision: &PrecisionChoice,
 ) -> Result<()> {
     let path = run_dir.join("run.json");
     let mut record = if path.exists() {
@@ -183,7 +196,7 @@ fn record_session(
             sessions: vec![],
         }
     };
-    record.sessions.push(metrics::session(from_step, device));
+    record.sessions.push(metrics::session(from_step, device, precision));
     record.write(&path)
 }
 
@@ -212,17 +225,28 @@ pub struct LoadedRun {
     pub trained: Trained,
     /// Updates done at the loaded checkpoint.
     pub step: i64,
+    /// The arithmetic the network was built in, and why.
+    pub precision: PrecisionChoice,
     pub checkpoint: PathBuf,
 }
 
-/// Rebuild the model of `run_dir` on `device` and load the EMA weights of its newest valid
-/// checkpoint.
+/// Rebuild the model of `run_dir` on `device` in the run's own `train.precision` and load
+/// the EMA weights of its newest valid checkpoint.
 pub fn load_run(run_dir: &Path, device: Device) -> Result<LoadedRun> {
+    load_run_with(run_dir, device, None)
+}
+
+/// [`load_run`] with the arithmetic overridden (`--precision` of `md4 eval` / `md4 sample`).
+pub fn load_run_with(
+    run_dir: &Path,
+    device: Device,
+    precision: Option<ComputePrecision>,
+) -> Result<LoadedRun> {
     let cfg = read_run_config(run_dir)?;
     let ckpt = checkpoint::load_latest_valid(&checkpoint_dir(run_dir))?
         .with_context(|| format!("{} has no checkpoint yet", run_dir.display()))?;
     let vs = VarStore::new(device);
-    let trained = objective::build(&cfg, &vs.root())?;
+    let (trained, precision) = objective::build(&cfg, &vs.root(), precision)?;
     load_ema_weights(&vs, &ckpt)?;
-    Ok(LoadedRun { step: ckpt.step, checkpoint: ckpt.path.clone(), cfg, vs, trained })
+    Ok(LoadedRun { step: ckpt.step, checkpoint: ckpt.path.clone(), cfg, vs, trained, precision })
 }

@@ -3,6 +3,7 @@
 //! EMA validation. Independent of md4-models.
 
 use md4_core::{Denoiser, LossOutput, MaskingSchedule, Md4, Objective, Schedule, Vocab};
+use md4_models::ComputePrecision;
 use md4_train::checkpoint::{list_checkpoints, read_checkpoint};
 use md4_train::metrics::{MetricsLog, read_metrics};
 use md4_train::trainer::{LoopOptions, run_loop, seed_initialisation};
@@ -107,7 +108,7 @@ fn train_cfg(steps: i64) -> TrainConfig {
         log_every: 1,
         eval_every: 3,
         eval_batches: 2,
-        bf16: false,
+        precision: ComputePrecision::Auto,
     }
 }
 

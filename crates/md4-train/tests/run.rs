@@ -32,7 +32,7 @@ objective: {objective}
 data: {{ source: text, path: '{corpus}', holdout: 0.1 }}
 train: {{ steps: 3, batch: 4, seq_len: 16, lr: 1.0e-2, warmup: 1, weight_decay: 0.5, beta2: 0.999,
   ema: 0.5, accum: 1, seed: 3, ckpt_every: 3, keep_last: 1, log_every: 1, eval_every: 3,
-  eval_batches: 1, bf16: false }}
+  eval_batches: 1, precision: auto }}
 "
     );
     RunConfig::from_yaml(&yaml).unwrap()
@@ -121,4 +121,55 @@ fn a_loaded_run_holds_the_ema_weights() {
     assert_eq!(out.tokens.size(), vec![2, 16]);
     let max = out.tokens.max().int64_value(&[]);
     assert!((0..27).contains(&max));
+}
+
+/// Every tensor of the newest checkpoint of a run.
+fn final_state(run_dir: &Path) -> Vec<(String, tch::Tensor)> {
+    let (_, path) = list_checkpoints(&checkpoint_dir(run_dir)).unwrap().pop().unwrap();
+    let mut all: Vec<(String, tch::Tensor)> = read_checkpoint(&path).unwrap().tensors.into_iter().collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    all
+}
+
+#[test]
+fn resume_is_bit_exact_in_f32_and_bf16() {
+    let _rng = lock();
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = write_corpus(dir.path());
+    let mut finals = vec![];
+    for precision in ["f32", "bf16"] {
+        let cfg = RunConfig::from_yaml_with(
+            &config(&corpus, "{ kind: md4, schedule: { kind: linear } }").to_yaml().unwrap(),
+            &[format!("train.precision={precision}"), "train.steps=4".into(), "train.ckpt_every=1".into()],
+        )
+        .unwrap();
+        let straight = dir.path().join(format!("{precision}-straight"));
+        train(&cfg, &straight, &opts(dir.path())).unwrap();
+        let resumed = dir.path().join(format!("{precision}-resumed"));
+        let stop = TrainOptions { stop_at: Some(2), ..opts(dir.path()) };
+        assert_eq!(train(&cfg, &resumed, &stop).unwrap().step, 2);
+        let summary = train(&cfg, &resumed, &opts(dir.path())).unwrap();
+        assert_eq!((summary.resumed_from, summary.step), (Some(2), 4));
+        let (a, b) = (final_state(&straight), final_state(&resumed));
+        assert_eq!(a.len(), b.len());
+        for ((name, x), (_, y)) in a.iter().zip(&b) {
+            assert!(x.equal(y), "{precision}: {name} differs after resuming");
+        }
+        // The run records say which arithmetic trained it, in run.json and in the metrics.
+        let record = md4_train::RunRecord::read(&resumed.join("run.json")).unwrap();
+        assert_eq!(record.sessions.len(), 2);
+        for s in &record.sessions {
+            assert!(s.precision.as_deref().is_some_and(|p| p.starts_with(precision)), "{:?}", s.precision);
+        }
+        let metrics = md4_train::metrics::read_metrics(&resumed.join("metrics.jsonl")).unwrap();
+        let sessions: Vec<_> = metrics.iter().filter(|m| m["kind"] == "session").collect();
+        assert_eq!(sessions.len(), 2);
+        assert!(sessions.iter().all(|m| m["precision"] == precision));
+        // Master weights and optimizer state stay float32 in bf16.
+        assert!(a.iter().all(|(_, t)| t.kind() == tch::Kind::Float), "{precision}: non-f32 state");
+        finals.push(a);
+    }
+    // bf16 really changed the arithmetic.
+    let differs = finals[0].iter().zip(&finals[1]).any(|((_, x), (_, y))| !x.equal(y));
+    assert!(differs, "the bf16 run equals the f32 run bit for bit");
 }

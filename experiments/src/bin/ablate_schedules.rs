@@ -32,7 +32,7 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let run = Run::start("ablate-schedules", args.common.scale);
     let root = workspace_root();
-    let device = md4_train::parse_device(&args.common.device)?;
+    let device = args.common.device()?;
     let suite: SuiteConfig = load_config(&root, "table2", args.common.scale)?;
     let template = suite.row("md4-linear")?.clone();
     let (seqs, data) = suite::eval_sequences(&suite.eval)?;

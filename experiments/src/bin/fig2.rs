@@ -34,7 +34,7 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let run = Run::start("fig2", args.common.scale);
     let root = workspace_root();
-    let device = md4_train::parse_device(&args.common.device)?;
+    let device = args.common.device()?;
     let dir = ArtifactDir::resolve(args.common.out.as_deref(), "fig2", args.common.scale);
     dir.create()?;
     let reveal = figures::fig2_reveal(&dir.path, 256, 12288)?;

@@ -63,7 +63,7 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let scale = args.common.scale;
     let run = Run::start("fig8", scale);
-    let device = md4_train::parse_device(&args.common.device)?;
+    let device = args.common.device()?;
     let root = workspace_root();
     let cfg: Fig8Config = load_config(&root, "fig8", scale)?;
     let suite_cfg: SuiteConfig = load_config(&root, &cfg.suite, scale)?;

@@ -27,7 +27,7 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let run = Run::start("fig-genmd4-w", args.common.scale);
     let root = workspace_root();
-    let device = md4_train::parse_device(&args.common.device)?;
+    let device = args.common.device()?;
     let suite: SuiteConfig = load_config(&root, "table2", args.common.scale)?;
     let row = suite.row("genmd4")?;
     let run_dir = suite::run_dir("table2", args.common.scale, &row.slug);

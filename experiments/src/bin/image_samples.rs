@@ -46,7 +46,7 @@ fn main() -> Result<()> {
     let scale = args.common.scale;
     let run = Run::start("image-samples", scale);
     let root = workspace_root();
-    let device = md4_train::parse_device(&args.common.device)?;
+    let device = args.common.device()?;
     let cfg: ImageSamplesConfig = load_config(&root, "image-samples", scale)?;
     let table3: Table3Config = load_config(&root, "table3", scale)?;
     let paper = PaperTables::load(&root.join("results/paper.yaml"))?;

@@ -45,7 +45,7 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let scale = args.common.scale;
     let run = Run::start("infill", scale);
-    let device = md4_train::parse_device(&args.common.device)?;
+    let device = args.common.device()?;
     let root = workspace_root();
     let suite_cfg: SuiteConfig = load_config(&root, "table5", scale)?;
     let dir = ArtifactDir::resolve(args.common.out.as_deref(), "infill", scale);

@@ -33,7 +33,7 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let scale = args.common.scale;
     let run = Run::start("table1", scale);
-    let device = md4_train::parse_device(&args.common.device)?;
+    let device = args.common.device()?;
     let cfg = ZeroShotConfig::load(scale)?;
     let suite_cfg = cfg.suite(scale)?;
     let paper = PaperTables::load(&workspace_root().join("results/paper.yaml"))?;
@@ -79,7 +79,7 @@ fn main() -> Result<()> {
             }
         }
         let bound = suite::bound_of(&loaded.trained, Estimator::Reported, None);
-        let params = loaded.cfg.effective_model().param_count();
+        let params = loaded.cfg.model.param_count();
         let notes = format!(
             "{}; {:.2}M params; {} steps × {}",
             suite::bound_label(&bound),

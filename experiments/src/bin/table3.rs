@@ -46,7 +46,7 @@ fn main() -> Result<()> {
     let scale = args.common.scale;
     let run = Run::start("table3", scale);
     let root = workspace_root();
-    let device = md4_train::parse_device(&args.common.device)?;
+    let device = args.common.device()?;
     let cfg: Table3Config = load_config(&root, "table3", scale)?;
     cfg.validate()?;
     let paper = PaperTables::load(&root.join("results/paper.yaml"))?;
@@ -91,7 +91,7 @@ fn main() -> Result<()> {
                     other => other.param_count(),
                 }
             } else {
-                loaded.cfg.effective_model().param_count()
+                loaded.cfg.model.param_count()
             };
             let notes = format!(
                 "{}; {:.2}M params; {} steps × {} images; {} {}",

@@ -32,7 +32,7 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let scale = args.common.scale;
     let run = Run::start("table7", scale);
-    let device = md4_train::parse_device(&args.common.device)?;
+    let device = args.common.device()?;
     let cfg = ZeroShotConfig::load(scale)?;
     let suite_cfg = cfg.suite(scale)?;
     let paper = PaperTables::load(&workspace_root().join("results/paper.yaml"))?;

@@ -31,7 +31,7 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let run = Run::start("table7-text8", args.common.scale);
     let root = workspace_root();
-    let device = md4_train::parse_device(&args.common.device)?;
+    let device = args.common.device()?;
     // The model and the evaluation protocol are table2's.
     let suite: SuiteConfig = load_config(&root, "table2", args.common.scale)?;
     let row = suite.row("md4-linear")?;
