@@ -8,7 +8,7 @@ With --dtype bf16 every dense layer casts its input and weights to bfloat16, as 
 `compute_dtype: bf16` does; norms, the residual stream, log-softmax and loss stay float32.
 
 Prints one JSON line: step time, tokens/s and peak memory. Run by
-`cargo run -p md4-train --example bench_train_step`, which alternates it with the Rust step.
+`cargo run -p md4-train --example bench -- train-step`, which alternates it with the Rust step.
 """
 
 import argparse
