@@ -12,7 +12,7 @@
 use crate::layers::ComputeDtype;
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use tch::Device;
 
 /// The requested arithmetic of a run, an evaluation or a sampler.
@@ -37,13 +37,22 @@ impl ComputePrecision {
         }
     }
 
-    /// Parse `auto`, `f32` or `bf16` (for command lines).
+    pub const ALL: [Self; 3] = [Self::Auto, Self::F32, Self::Bf16];
+
+    /// Parse `auto`, `f32` or `bf16` (for command lines): the inverse of [`Self::name`].
     pub fn parse(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(Self::Auto),
-            "f32" => Ok(Self::F32),
-            "bf16" => Ok(Self::Bf16),
-            _ => Err(format!("unknown compute precision '{s}' (expected auto, f32 or bf16)")),
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("unknown compute precision '{s}' (expected auto, f32 or bf16)"))
+    }
+
+    /// The dtype an explicit request names (None for `auto`, which depends on the hardware).
+    pub fn fixed(self) -> Option<ComputeDtype> {
+        match self {
+            Self::Auto => None,
+            Self::F32 => Some(ComputeDtype::F32),
+            Self::Bf16 => Some(ComputeDtype::Bf16),
         }
     }
 }
@@ -103,8 +112,14 @@ impl Hardware {
         }
     }
 
-    /// This machine's CPU (Linux: `/proc/cpuinfo`; elsewhere the flags Rust can detect).
+    /// This machine's CPU (Linux: `/proc/cpuinfo`; elsewhere the flags Rust can detect), read
+    /// once per process.
     pub fn this_cpu() -> Self {
+        static CPU: OnceLock<Hardware> = OnceLock::new();
+        CPU.get_or_init(Self::read_cpu).clone()
+    }
+
+    fn read_cpu() -> Self {
         let arch = std::env::consts::ARCH.to_string();
         match std::fs::read_to_string("/proc/cpuinfo") {
             Ok(text) => {
@@ -184,12 +199,11 @@ pub fn choose(requested: ComputePrecision, hw: &Hardware) -> PrecisionChoice {
             ComputeDtype::F32,
             format!("{} has no native bf16 (needs amx_bf16 or avx512_bf16, or CUDA ≥ 8.0)", hw.describe()),
         ),
-        (ComputePrecision::F32, _) => (ComputeDtype::F32, "requested".into()),
-        (ComputePrecision::Bf16, Some(_)) => (ComputeDtype::Bf16, "requested".into()),
         (ComputePrecision::Bf16, None) => (
             ComputeDtype::Bf16,
             format!("requested, although {} has no native bf16 (emulated: slower than f32)", hw.describe()),
         ),
+        (explicit, _) => (explicit.fixed().expect("auto is matched above"), "requested".into()),
     };
     PrecisionChoice { requested, dtype, reason }
 }

@@ -37,12 +37,11 @@ impl ComputeDtype {
         }
     }
 
-    /// Cast `x` to the compute dtype (a no-op for f32 inputs in f32 mode, and for inputs that
-    /// are already bf16 in bf16 mode).
+    /// Cast `x` to the compute dtype (a no-op for f32 inputs in f32 mode; libtorch returns
+    /// inputs that are already bf16 as they are).
     pub fn cast(self, x: &Tensor) -> Tensor {
         match self {
             Self::F32 => x.shallow_clone(),
-            Self::Bf16 if x.kind() == Kind::BFloat16 => x.shallow_clone(),
             Self::Bf16 => x.to_kind(Kind::BFloat16),
         }
     }

@@ -108,12 +108,20 @@ impl Batches for Pool {
     }
 }
 
+/// An explicit precision (`f32` or `bf16`; `auto` is a choice, not a measurement).
 fn compute_dtype(dtype: &str) -> Result<ComputeDtype> {
-    match dtype {
-        "f32" => Ok(ComputeDtype::F32),
-        "bf16" => Ok(ComputeDtype::Bf16),
-        _ => bail!("unknown precision '{dtype}' (expected f32 or bf16)"),
-    }
+    ComputePrecision::parse(dtype)
+        .map_err(anyhow::Error::msg)?
+        .fixed()
+        .with_context(|| format!("measure f32 or bf16, not '{dtype}'"))
+}
+
+/// Model FLOPs of one forward pass of the benchmarked `small-text8` over `seq_len` tokens.
+fn forward_flops(seq_len: i64) -> Result<f64> {
+    let ModelConfig::Transformer(tcfg) = md4_models::preset("small-text8")? else {
+        bail!("small-text8 is a transformer")
+    };
+    Ok(tcfg.forward_flops(seq_len))
 }
 
 fn sync(device: Device) {
@@ -156,8 +164,7 @@ fn worker(args: &Args, kind: &str, dtype: ComputeDtype) -> Result<Value> {
     tch::manual_seed(0);
     let rss_before = md4_train::alloc::rss_mib("VmRSS");
     let model = md4_models::preset("small-text8")?.with_compute_dtype(dtype);
-    let ModelConfig::Transformer(tcfg) = &model else { bail!("small-text8 is a transformer") };
-    let forward_flops = tcfg.forward_flops(args.seq_len);
+    let forward_flops = forward_flops(args.seq_len)?;
     let vs = VarStore::new(device);
     let objective = Md4 {
         denoiser: model.build_network(&vs.root())?,
@@ -186,11 +193,7 @@ fn worker(args: &Args, kind: &str, dtype: ComputeDtype) -> Result<Value> {
                 log_every: 1,
                 eval_every: 0,
                 eval_batches: 0,
-                precision: if dtype == ComputeDtype::Bf16 {
-                    ComputePrecision::Bf16
-                } else {
-                    ComputePrecision::F32
-                },
+                precision: ComputePrecision::parse(dtype.name()).map_err(anyhow::Error::msg)?,
             };
             let mut trainer = Trainer::new(&vs, &cfg);
             let pool = Pool(tokens);
@@ -320,9 +323,7 @@ fn run_python(args: &Args, python: &PathBuf, dtype: &str) -> Result<Value> {
     }
     let mut m = last_json_line(&out.stdout)?;
     // The twin runs the same model: the same model FLOPs per step.
-    let model = md4_models::preset("small-text8")?;
-    let ModelConfig::Transformer(tcfg) = &model else { bail!("small-text8 is a transformer") };
-    let flops = 3.0 * tcfg.forward_flops(args.seq_len) * args.batch as f64;
+    let flops = 3.0 * forward_flops(args.seq_len)? * args.batch as f64;
     m["flop_per_step"] = json!(flops);
     m["gflop_per_s"] = json!(flops / (m["step_ms"].as_f64().unwrap_or(f64::NAN) / 1e3) / 1e9);
     m["what"] = json!("train-step");
