@@ -27,6 +27,9 @@ pub struct SuiteConfig {
     pub train: Value,
     pub eval: EvalSpec,
     pub rows: Vec<RowSpec>,
+    /// Slug of the row every other row is compared with (paired Δ column); absent: the first.
+    #[serde(default)]
+    pub reference: Option<String>,
 }
 
 /// How the rows are scored.
@@ -78,6 +81,14 @@ impl SuiteConfig {
         }
         let text = serde_yaml::to_string(&tree)?;
         RunConfig::from_yaml(&text).with_context(|| format!("resolving the run config of row '{}'", row.name))
+    }
+
+    /// The reference row of the Δ column.
+    pub fn reference_row(&self) -> Result<&RowSpec> {
+        match &self.reference {
+            Some(slug) => self.row(slug),
+            None => self.rows.first().context("the suite has no rows"),
+        }
     }
 
     pub fn row(&self, slug: &str) -> Result<&RowSpec> {
@@ -143,6 +154,34 @@ pub fn eval_sequences(spec: &EvalSpec) -> Result<(Tensor, DataProtocol)> {
         chunking,
     };
     Ok((seqs, protocol))
+}
+
+/// The unigram yardsticks of the suite's evaluation split under the table, in `unit`: the
+/// split's own plug-in entropy and the cross-entropy under the training split's frequencies
+/// (add-one over the model's vocabulary) — where a model that learnt no context sits.
+pub fn unigram_footer(suite: &SuiteConfig, unit: md4_eval::Unit) -> Result<String> {
+    let cfg = suite.run_config(suite.reference_row()?)?;
+    let md4_train::DataConfig::Dataset { name, train_split, .. } = &cfg.data else {
+        bail!("the unigram yardsticks need a registry data set");
+    };
+    let prepared = md4_data::prepare(name, &md4_data::PrepareOptions::default())?;
+    let read = |split: &str| -> Result<Vec<i64>> {
+        let file = prepared.open(split)?;
+        let mut tokens = vec![0i64; file.len() as usize];
+        file.read_i64(0, &mut tokens);
+        Ok(tokens)
+    };
+    let vocab = cfg.model.vocab().size() as usize;
+    let (train, test) = (read(train_split)?, read(&suite.eval.split)?);
+    let u = md4_eval::unigram(&train, &test, vocab)?;
+    let (h, x) = (unit.from_nats(u.entropy_nats), unit.from_nats(u.cross_entropy_nats));
+    Ok(format!(
+        "Unigram yardsticks of {} {} ({} tokens): its own token frequencies (plug-in entropy) {h:.3} {label}; the {train_split} split's frequencies (add-one over {vocab} tokens) {x:.3} {label}. A model that learnt frequencies and no context scores about the second.",
+        name,
+        suite.eval.split,
+        test.len(),
+        label = unit.label()
+    ))
 }
 
 /// Which bound to evaluate.
@@ -301,6 +340,8 @@ pub struct LikelihoodTable<'a> {
     pub curve_ylabel: &'a str,
     /// Where the paper column comes from and how comparable it is.
     pub paper_note: &'a str,
+    /// Print the evaluation split's unigram yardsticks under the table.
+    pub unigram_footer: bool,
 }
 
 /// Train (or reuse) every row of `artifact`'s suite at `args.scale` (only `only` when not
@@ -322,9 +363,12 @@ pub fn likelihood_table(spec: &LikelihoodTable, args: &crate::ArtifactArgs, only
         spec.artifact, args.scale, data.n_sequences, data.sequence_length
     );
     let unit = spec.unit;
-    let mut table = Table::new(&format!("{} — {}", spec.title, suite.description), spec.decimals);
+    let reference = suite.reference_row()?;
+    let mut table = Table::new(&format!("{} — {}", spec.title, suite.description), spec.decimals)
+        .with_delta_column(&reference.name, unit);
     let mut outputs = vec![];
     let mut curves = vec![];
+    let mut scored = vec![];
     for row in suite.rows.iter().filter(|r| only.is_empty() || only.contains(&r.slug)) {
         let run_dir = run_dir(spec.artifact, args.scale, &row.slug);
         ensure_trained(&suite, row, &run_dir, device)?;
@@ -350,17 +394,17 @@ pub fn likelihood_table(spec: &LikelihoodTable, args: &crate::ArtifactArgs, only
             loaded.step,
             loaded.cfg.train.batch
         );
-        table.push(Row::new(&row.name, Some(estimate), unit.label(), paper_value, &notes));
+        scored.push((
+            row.slug.clone(),
+            Row::new(&row.name, Some(estimate), unit.label(), paper_value, &notes),
+            result.clone(),
+        ));
         let likelihood = LikelihoodProtocol::from_result(
             &result,
             bound,
             &schedule_label(&loaded.cfg),
             true,
-            if exact {
-                "none (exact likelihood)"
-            } else {
-                "antithetic across the batch, one t per sequence per pass"
-            },
+            if exact { "none (exact likelihood)" } else { md4_eval::KEYED_TIME_SAMPLING },
             unit,
         );
         let notes = vec![
@@ -382,13 +426,48 @@ pub fn likelihood_table(spec: &LikelihoodTable, args: &crate::ArtifactArgs, only
         )?);
         curves.extend(validation_series(&row.name, &run_dir)?);
     }
+    push_paired(&mut table, scored, &reference.slug, unit)?;
+    if spec.unigram_footer {
+        table.footer.push(unigram_footer(&suite, unit)?);
+    }
     let curves = LinePlot::new(spec.curve_title, "training step", spec.curve_ylabel, curves);
     let notes = vec![
         suite.description.clone(),
         "each row's estimator, passes and checkpoint are in cards/<row>.yaml".into(),
+        paired_note(&reference.name),
         spec.paper_note.into(),
     ];
     finish_table(&run, &dir, device, &table, Some(curves), data, notes, outputs)?;
     println!("{} ({}) written to {}", spec.artifact, args.scale, dir.path.display());
     Ok(())
+}
+
+/// Push `scored` rows (slug, row, evaluation) onto `table`, each with its paired difference to
+/// the row `reference` (none for the reference itself, or when it was not scored this time).
+pub fn push_paired(
+    table: &mut md4_eval::Table,
+    scored: Vec<(String, md4_eval::Row, EvalResult)>,
+    reference: &str,
+    unit: md4_eval::Unit,
+) -> Result<()> {
+    let base = scored.iter().find(|(slug, ..)| slug == reference).map(|(.., r)| r.clone());
+    for (slug, row, result) in scored {
+        let delta = match &base {
+            Some(base) if slug != reference => {
+                let d = md4_eval::paired_difference(&result, base)
+                    .with_context(|| format!("pairing row '{slug}' with '{reference}'"))?;
+                Some(md4_eval::Delta::from_paired(&d, unit))
+            }
+            _ => None,
+        };
+        table.push(row.with_delta(delta));
+    }
+    Ok(())
+}
+
+/// The card note that explains the Δ column.
+pub fn paired_note(reference: &str) -> String {
+    format!(
+        "Δ vs {reference}: the mean over sequences of (row − {reference}) with its standard error over the per-sequence differences; every row is scored on the same keyed random streams (common random numbers), so Δ is far more precise than either row; |Δ| ≥ 2 SE is marked resolved"
+    )
 }

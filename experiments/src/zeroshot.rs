@@ -158,9 +158,9 @@ pub fn likelihood_protocol(s: &Scored, loaded: &LoadedRun) -> LikelihoodProtocol
         match (&s.bound, exact) {
             (_, true) => "none (exact likelihood)",
             (Bound::FiniteT { .. }, _) => {
-                "one step i ~ U{1..T} per sequence per pass (antithetic u across the batch)"
+                "one step i ~ U{1..T} per sequence per pass, u and the masks from the keyed stream (seed, pass, sequence), shared by every row"
             }
-            _ => "antithetic across the batch, one t per sequence per pass",
+            _ => md4_eval::KEYED_TIME_SAMPLING,
         },
         Unit::Perplexity,
     )
@@ -175,12 +175,37 @@ pub fn matrix(title: &str, cfg: &ZeroShotConfig, paper_rows: Vec<md4_eval::table
         columns: cfg.matrix_columns(),
         rows: vec![],
         paper_rows,
+        delta_reference: None,
     }
 }
 
 /// A row of the matrix.
 pub fn matrix_row(method: &str, cells: Vec<Cell>, notes: String) -> MatrixRow {
-    MatrixRow { method: method.into(), cells, notes }
+    MatrixRow { method: method.into(), cells, notes, deltas: vec![] }
+}
+
+/// Fill every row's paired differences to row `reference` (by method name), column by column,
+/// from the rows' results (`results[row][column]`, None where a cell was not scored).
+pub fn pair_rows(matrix: &mut Matrix, results: &[Vec<Option<EvalResult>>], reference: &str) -> Result<()> {
+    let Some(base) = matrix.rows.iter().position(|r| r.method == reference) else {
+        return Ok(());
+    };
+    for (row, row_results) in matrix.rows.iter_mut().zip(results) {
+        row.deltas = row_results
+            .iter()
+            .zip(&results[base])
+            .map(|(a, b)| match (a, b) {
+                (Some(a), Some(b)) if row.method != reference => {
+                    let d = md4_eval::paired_difference(a, b)
+                        .with_context(|| format!("pairing '{}' with '{reference}'", row.method))?;
+                    Ok(Some(md4_eval::Delta::from_paired(&d, Unit::Perplexity)))
+                }
+                _ => Ok(None),
+            })
+            .collect::<Result<_>>()?;
+    }
+    matrix.delta_reference = Some((reference.into(), Unit::Perplexity.difference_label().into()));
+    Ok(())
 }
 
 /// Notes for the summary card: what each column is.

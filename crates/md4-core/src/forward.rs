@@ -4,10 +4,15 @@ use crate::Vocab;
 use tch::{Device, Kind, Tensor};
 
 /// Antithetic (stratified) times t_b = (u + b/B) mod 1 with one u ~ U[0, 1) per batch.
+/// Inside a keyed evaluation scope ([`crate::noise::keyed`]) stratifying across the batch would
+/// tie a sequence's time to its batch-mates, so each row gets its own keyed uniform instead.
 ///
 /// # Shapes
 /// → `[B]` float32 on `device`.
 pub fn antithetic_times(batch: i64, device: Device) -> Tensor {
+    if crate::noise::is_keyed() {
+        return crate::noise::uniform(&[batch], Kind::Float, device);
+    }
     let u = Tensor::rand([1], (Kind::Float, device));
     let offsets = Tensor::arange(batch, (Kind::Float, device)) / batch as f64;
     (u + offsets).fmod(1.0)
@@ -15,17 +20,17 @@ pub fn antithetic_times(batch: i64, device: Device) -> Tensor {
 
 /// Independent per-row uniform times in [0, 1), for callers that do not want stratification.
 pub fn uniform_times(batch: i64, device: Device) -> Tensor {
-    Tensor::rand([batch], (Kind::Float, device))
+    crate::noise::uniform(&[batch], Kind::Float, device)
 }
 
 /// Mask each token independently: keep it with probability `alpha`, else replace it by the
 /// mask id. `alpha` broadcasts against `x0` (`[B, 1]` for a scalar schedule, `[B, N]` for
-/// GenMD4's per-token schedule).
+/// GenMD4's per-token schedule). The uniforms come from [`crate::noise::uniform`].
 ///
 /// # Shapes
 /// `x0: [B, N]` int64, `alpha: [B, 1]` or `[B, N]` float → `[B, N]` int64 in `0..=V`.
 pub fn mask_tokens(x0: &Tensor, alpha: &Tensor, vocab: Vocab) -> Tensor {
-    let u = Tensor::rand(x0.size(), (alpha.kind(), x0.device()));
+    let u = crate::noise::uniform(&x0.size(), alpha.kind(), x0.device());
     let masked = u.ge_tensor(alpha);
     x0.where_self(&masked.logical_not(), &Tensor::from(vocab.mask_id()).to_device(x0.device()))
 }

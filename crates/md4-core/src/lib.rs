@@ -1,7 +1,9 @@
 //! The diffusion math of MD4 and GenMD4 (Shi et al. 2024, "Simplified and Generalized Masked
 //! Diffusion for Discrete Data"), with no IO: masking schedules (§2.4), the forward process
 //! (§2.2), the continuous-time and finite-T ELBOs (§3.3–3.4), GenMD4's learnable schedule and
-//! its leave-one-out REINFORCE estimator (§4), the samplers (§5) and the baseline objectives.
+//! its leave-one-out REINFORCE estimator (§4), the samplers (§5), the baseline objectives, and
+//! the keyed random streams that let every row of a table be scored on the same draws
+//! ([`noise`]).
 //!
 //! Conventions (see docs/architecture.md): **time runs from 0 = data to 1 = fully masked**;
 //! **the mask id equals the vocabulary size V**; logits never have a mask column; every
@@ -13,6 +15,7 @@ pub mod denoiser;
 pub mod elbo;
 pub mod forward;
 pub mod genmd4;
+pub mod noise;
 pub mod objective;
 pub mod sampler;
 pub mod schedule;

@@ -39,6 +39,12 @@ pub struct DataProtocol {
     pub chunking: String,
 }
 
+/// The time sampling of every evaluation since issue 12: one uniform t per sequence and pass,
+/// with the masking uniforms, from the Philox stream keyed by (seed, pass, sequence) — the same
+/// draws for every row of a table (common random numbers).
+pub const KEYED_TIME_SAMPLING: &str =
+    "one t per sequence per pass from the keyed stream (seed, pass, sequence), shared by every row";
+
 /// How a likelihood number was estimated.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,9 +56,9 @@ pub struct LikelihoodProtocol {
     /// Monte-Carlo passes K over every sequence.
     pub passes: usize,
     pub batch_size: usize,
-    /// Pass p was seeded with `seed + p`.
+    /// Sequence i in pass p drew from the keyed stream (seed, p, i) of `md4_core::noise`.
     pub seed: i64,
-    /// How t was drawn (`antithetic across the batch`, `one step of T per sequence`, …).
+    /// How t was drawn ([`KEYED_TIME_SAMPLING`], `one step of T per sequence`, …).
     pub time_sampling: String,
     pub unit: Unit,
     /// Every sequence was scored, including a last partial batch.
@@ -243,7 +249,7 @@ mod tests {
             Bound::FiniteT { steps: 1000 },
             "linear",
             true,
-            "antithetic across the batch",
+            KEYED_TIME_SAMPLING,
             Unit::BitsPerChar,
         ));
         card.notes.push("smoke scale".into());

@@ -15,10 +15,15 @@ pub mod provenance;
 pub mod table;
 pub mod units;
 
-pub use card::{Bound, DataProtocol, Environment, LikelihoodProtocol, ProtocolCard, SamplingProtocol};
+pub use card::{
+    Bound, DataProtocol, Environment, KEYED_TIME_SAMPLING, LikelihoodProtocol, ProtocolCard, SamplingProtocol,
+};
 pub use images::{ImageGrid, ImagePanels};
-pub use likelihood::{EvalConfig, EvalResult, EvalSequences, FlatChunks, evaluate, tokens_sha256};
+pub use likelihood::{
+    EvalConfig, EvalResult, EvalSequences, FlatChunks, PairedDifference, Unigram, evaluate,
+    paired_difference, tokens_sha256, unigram,
+};
 pub use matrix::{Cell, Matrix, MatrixColumn, MatrixRow};
 pub use plot::{BarChart, LinePlot, PlotFiles, Series, TokenGrid};
-pub use table::{Estimate, PaperTables, PaperValue, Row, Table};
+pub use table::{Delta, Estimate, PaperTables, PaperValue, Row, Table};
 pub use units::Unit;

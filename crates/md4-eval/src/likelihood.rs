@@ -5,8 +5,14 @@
 //! autoregressive models with K = 1), which weights (EMA) and which time sampling (antithetic).
 //! This module only does the bookkeeping that every table shares: every sequence is scored,
 //! including a last partial batch (the reference code drops it; we do not), each pass is a
-//! fresh draw seeded with `seed + pass`, and the standard error is taken over sequences of the
-//! per-sequence means across passes.
+//! fresh draw, and the standard error is taken over sequences of the per-sequence means across
+//! passes.
+//!
+//! **Common random numbers.** The draws of sequence i in pass p come from the keyed stream
+//! (seed, p, i) of [`md4_core::noise`], so every row of a table is scored on the same times and
+//! masking uniforms, sequence by sequence. [`paired_difference`] then compares two rows on
+//! their per-sequence differences: sequence difficulty and the shared draws cancel, and the
+//! difference's standard error is far below either row's own.
 
 use anyhow::{Context, Result, bail, ensure};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -108,7 +114,10 @@ pub struct EvalConfig {
     pub batch_size: usize,
     /// K, the number of Monte-Carlo passes over every sequence (1 for exact likelihoods).
     pub passes: usize,
-    /// Pass p runs after `tch::manual_seed(seed + p)`.
+    /// The forward-process draws of sequence i in pass p come from the keyed stream
+    /// (seed, p, i) of [`md4_core::noise`], whatever the batch size, the batch order, the model
+    /// or the row; any other randomness of the closure from libtorch's generator, reseeded
+    /// with `seed + p` before pass p.
     pub seed: i64,
     /// Where the batches are moved before the closure sees them.
     pub device: Device,
@@ -179,7 +188,9 @@ where
         for start in (0..n_sequences).step_by(config.batch_size) {
             let end = (start + config.batch_size).min(n_sequences);
             let x0 = sequences.batch(start, end).to_device(config.device);
-            let values = tch::no_grad(|| nll(&x0));
+            let rows: Vec<u64> = (start as u64..end as u64).collect();
+            let values =
+                md4_core::noise::keyed(config.seed as u64, pass as u32, &rows, || tch::no_grad(|| nll(&x0)));
             let values = batch_values(&values, end - start)
                 .with_context(|| format!("pass {pass}, sequences {start}..{end}"))?;
             for (sum, v) in sums[start..end].iter_mut().zip(&values) {
@@ -205,6 +216,91 @@ where
         se_nats_per_token: se / seq_len as f64,
         wall_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// A paired comparison of two evaluations of the same sequences: the mean over sequences of
+/// (a − b) per token and its standard error over the per-sequence differences, in nats per
+/// token (convert with [`crate::Unit::convert_difference`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairedDifference {
+    pub mean_nats_per_token: f64,
+    /// NaN for one sequence; 0 when the two evaluations agree sequence by sequence.
+    pub se_nats_per_token: f64,
+    pub n_sequences: usize,
+}
+
+impl PairedDifference {
+    /// Δ ≠ 0 and |Δ| ≥ 2 SE: the sign of the difference is resolved at this sample size.
+    pub fn resolved(&self) -> bool {
+        let (mean, se) = (self.mean_nats_per_token, self.se_nats_per_token);
+        se.is_finite() && mean != 0.0 && mean.abs() >= 2.0 * se
+    }
+}
+
+/// Paired difference a − b of two evaluations of the same sequences (same count, length and
+/// keyed-stream seed; the number of passes may differ, e.g. an exact AR row against a bound).
+pub fn paired_difference(a: &EvalResult, b: &EvalResult) -> Result<PairedDifference> {
+    ensure!(
+        a.n_sequences == b.n_sequences && a.tokens_per_sequence == b.tokens_per_sequence,
+        "paired difference of different evaluation sets ({} × {} vs {} × {} tokens)",
+        a.n_sequences,
+        a.tokens_per_sequence,
+        b.n_sequences,
+        b.tokens_per_sequence
+    );
+    ensure!(
+        a.seed == b.seed,
+        "paired difference of evaluations on different streams (seeds {} and {})",
+        a.seed,
+        b.seed
+    );
+    let diffs: Vec<f64> = a.per_sequence_nats.iter().zip(&b.per_sequence_nats).map(|(x, y)| x - y).collect();
+    let (mean, se) = mean_and_se(&diffs);
+    let n = a.tokens_per_sequence as f64;
+    Ok(PairedDifference {
+        mean_nats_per_token: mean / n,
+        se_nats_per_token: se / n,
+        n_sequences: diffs.len(),
+    })
+}
+
+/// The unigram yardsticks of an evaluation split, in nats per token: the plug-in entropy of the
+/// split's own token frequencies (no unigram model scores below it), and the cross-entropy under
+/// the training split's frequencies with add-one smoothing over the vocabulary (what a model
+/// that learnt letter or token frequencies and no context scores).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unigram {
+    pub entropy_nats: f64,
+    pub cross_entropy_nats: f64,
+}
+
+/// [`Unigram`] of `test` given `train`, tokens in `0..vocab`.
+pub fn unigram(train: &[i64], test: &[i64], vocab: usize) -> Result<Unigram> {
+    ensure!(!test.is_empty(), "unigram of an empty split");
+    let counts = |tokens: &[i64]| -> Result<Vec<f64>> {
+        let mut c = vec![0.0; vocab];
+        for &t in tokens {
+            let slot = usize::try_from(t).ok().filter(|&t| t < vocab);
+            let slot = slot.with_context(|| format!("token {t} outside the vocabulary 0..{vocab}"))?;
+            c[slot] += 1.0;
+        }
+        Ok(c)
+    };
+    let (train_counts, test_counts) = (counts(train)?, counts(test)?);
+    let n_test = test.len() as f64;
+    let n_train = train.len() as f64 + vocab as f64;
+    let mut entropy = 0.0;
+    let mut cross = 0.0;
+    for (&c, &t) in test_counts.iter().zip(&train_counts) {
+        if c > 0.0 {
+            let p = c / n_test;
+            entropy -= p * p.ln();
+            cross -= p * ((t + 1.0) / n_train).ln();
+        }
+    }
+    Ok(Unigram { entropy_nats: entropy, cross_entropy_nats: cross })
 }
 
 /// The closure's output as `rows` finite f64 values, or an error naming what is wrong.
@@ -335,6 +431,19 @@ mod tests {
         let tokens = [1u16, 2, 3, 4, 5];
         let err = FlatChunks::new(&tokens, 2).unwrap_err();
         assert!(err.to_string().contains("remainder 1"));
+    }
+
+    #[test]
+    fn unigram_yardsticks_have_closed_forms() {
+        // Test split: tokens 0 and 1 equally often → entropy ln 2. Train: 0 three times, 1 once,
+        // vocabulary 3 → add-one probabilities 4/7, 2/7, 1/7; cross-entropy −½(ln 4/7 + ln 2/7).
+        let u = unigram(&[0, 0, 0, 1], &[0, 1, 1, 0], 3).unwrap();
+        assert!((u.entropy_nats - 2f64.ln()).abs() < 1e-12);
+        let cross = -0.5 * ((4.0f64 / 7.0).ln() + (2.0f64 / 7.0).ln());
+        assert!((u.cross_entropy_nats - cross).abs() < 1e-12);
+        assert!(u.cross_entropy_nats >= u.entropy_nats);
+        assert!(unigram(&[0], &[3], 3).is_err());
+        assert!(unigram(&[0], &[], 3).is_err());
     }
 
     #[test]

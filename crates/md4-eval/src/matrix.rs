@@ -1,9 +1,11 @@
 //! Tables with one column per evaluation set (paper Tables 1 and 7): rows of our methods (or
 //! bounds) × columns of data sets, each cell a mean ± standard error or the reason it could not
 //! be computed at this scale; the paper's rows printed below ours for reference. Written as
-//! `table.md` and a long-format `cells.csv` (one line per row × column).
+//! `table.md` and a long-format `cells.csv` (one line per row × column). A matrix may carry
+//! paired differences to a reference row, column by column, rendered as a second table below
+//! the first (`Δ vs <reference>`, see [`crate::paired_difference`]).
 
-use crate::table::{Estimate, PaperRow, write_csv};
+use crate::table::{Delta, Estimate, PaperRow, write_csv};
 use anyhow::{Context, Result};
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,8 @@ pub struct MatrixRow {
     /// One per column.
     pub cells: Vec<Cell>,
     pub notes: String,
+    /// Paired difference to the reference row per column (empty, or one per column).
+    pub deltas: Vec<Option<Delta>>,
 }
 
 /// A column: its display name and the paper table's column key (absent: no paper counterpart).
@@ -43,18 +47,36 @@ pub struct Matrix {
     pub rows: Vec<MatrixRow>,
     /// The paper's rows, printed after ours (matched to our columns by `paper_key`).
     pub paper_rows: Vec<PaperRow>,
+    /// (reference row's method, difference label) when the rows carry paired differences.
+    pub delta_reference: Option<(String, String)>,
 }
 
 /// Column names of `cells.csv`, in order.
-pub const CELL_COLUMNS: [&str; 7] = ["method", "column", "ours", "ours_se", "ours_bound", "unit", "missing"];
+pub const CELL_COLUMNS: [&str; 10] = [
+    "method",
+    "column",
+    "ours",
+    "ours_se",
+    "ours_bound",
+    "unit",
+    "missing",
+    "delta",
+    "delta_se",
+    "delta_resolved",
+];
 
 impl Matrix {
     /// The cells in long format with [`CELL_COLUMNS`]; missing values are nulls.
     pub fn to_dataframe(&self) -> Result<DataFrame> {
         let (mut method, mut column, mut ours, mut se, mut bound, mut unit, mut missing) =
             (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+        let (mut delta, mut delta_se, mut resolved) = (vec![], vec![], vec![]);
         for row in &self.rows {
-            for (col, cell) in self.columns.iter().zip(&row.cells) {
+            for (i, (col, cell)) in self.columns.iter().zip(&row.cells).enumerate() {
+                let d = row.deltas.get(i).copied().flatten();
+                delta.push(d.map(|d| d.mean));
+                delta_se.push(d.map(|d| d.se));
+                resolved.push(d.map(|d| d.resolved));
                 method.push(row.method.clone());
                 column.push(col.name.clone());
                 unit.push(self.unit.clone());
@@ -82,6 +104,9 @@ impl Matrix {
             CELL_COLUMNS[4] => bound,
             CELL_COLUMNS[5] => unit,
             CELL_COLUMNS[6] => missing,
+            CELL_COLUMNS[7] => delta,
+            CELL_COLUMNS[8] => delta_se,
+            CELL_COLUMNS[9] => resolved,
         )?)
     }
 
@@ -136,6 +161,29 @@ impl Matrix {
             }
             out.push_str(&format!(" {} |\n", esc(p.note.as_deref().unwrap_or(""))));
         }
+        if let Some((reference, label)) = &self.delta_reference {
+            out.push_str(&format!(
+                "\n### Δ vs {reference} ({label}, paired, same sequences and draws)\n\n| Method |"
+            ));
+            for c in &self.columns {
+                out.push_str(&format!(" {} |", c.name));
+            }
+            out.push_str("\n|---|");
+            out.push_str(&"---|".repeat(self.columns.len()));
+            out.push('\n');
+            for row in &self.rows {
+                out.push_str(&format!("| {} |", esc(&row.method)));
+                for i in 0..self.columns.len() {
+                    let text = match row.deltas.get(i).copied().flatten() {
+                        _ if row.method == *reference => "reference".to_string(),
+                        Some(delta) => delta.render(3),
+                        None => "–".to_string(),
+                    };
+                    out.push_str(&format!(" {text} |"));
+                }
+                out.push('\n');
+            }
+        }
         if !reasons.is_empty() {
             out.push('\n');
             for (i, r) in reasons.iter().enumerate() {
@@ -180,6 +228,7 @@ mod tests {
                     Cell::Value(Estimate { mean: 40.0, se: f64::NAN, bound: false }),
                 ],
                 notes: "n|b".into(),
+                deltas: vec![],
             }],
             paper_rows: vec![PaperRow {
                 key: "small/md4".into(),
@@ -189,6 +238,7 @@ mod tests {
                 note: None,
                 values: [("ptb".to_string(), PaperValue { value: 102.26, bound: true, note: None })].into(),
             }],
+            delta_reference: None,
         };
         let md = m.to_markdown();
         assert!(md.contains("| MD4 | n/a [1] | ≤ 812.3 ± 5.0 | 40.0 (SE n/a) | n\\|b |"), "{md}");
@@ -198,5 +248,37 @@ mod tests {
         assert_eq!(df.height(), 3);
         assert_eq!(df.column("missing").unwrap().str().unwrap().get(0), Some("Hub only"));
         assert_eq!(df.column("ours_se").unwrap().f64().unwrap().get(2), None);
+        assert!(!md.contains("Δ vs"), "{md}");
+    }
+
+    #[test]
+    fn paired_differences_render_below_the_values() {
+        let est = Cell::Value(Estimate { mean: 100.0, se: 5.0, bound: true });
+        let delta = Delta { mean: 0.042, se: 0.01, resolved: true };
+        let row = |method: &str, deltas: Vec<Option<Delta>>| MatrixRow {
+            method: method.into(),
+            cells: vec![est.clone(), Cell::Missing("Hub only".into())],
+            notes: String::new(),
+            deltas,
+        };
+        let m = Matrix {
+            title: "Zero-shot".into(),
+            unit: "PPL".into(),
+            decimals: 1,
+            columns: vec![
+                MatrixColumn { name: "PTB".into(), paper_key: None },
+                MatrixColumn { name: "LAMBADA".into(), paper_key: None },
+            ],
+            rows: vec![row("MD4", vec![None, None]), row("SEDD", vec![Some(delta), None])],
+            paper_rows: vec![],
+            delta_reference: Some(("MD4".into(), "ln PPL".into())),
+        };
+        let md = m.to_markdown();
+        assert!(md.contains("### Δ vs MD4 (ln PPL, paired, same sequences and draws)"), "{md}");
+        assert!(md.contains("| MD4 | reference | reference |"), "{md}");
+        assert!(md.contains("| SEDD | +0.042 ± 0.010 (resolved) | – |"), "{md}");
+        let df = m.to_dataframe().unwrap();
+        let d: Vec<Option<f64>> = df.column("delta").unwrap().f64().unwrap().iter().collect();
+        assert_eq!(d, vec![None, None, Some(0.042), None]);
     }
 }

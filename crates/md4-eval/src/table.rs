@@ -2,8 +2,12 @@
 //! the paper's value, notes), held in a polars DataFrame and written as `table.md` (Markdown)
 //! and `rows.csv`. The paper's values are transcribed once in `results/paper.yaml` and looked
 //! up by (table, row key, column key); a value printed with "≤" in the paper is a bound.
+//!
+//! A table may carry a column `Δ vs <reference row>`: each row's paired difference to the
+//! reference ([`crate::paired_difference`], common random numbers), which is how orderings are
+//! judged (|Δ| ≥ 2 SE: resolved).
 
-use crate::likelihood::EvalResult;
+use crate::likelihood::{EvalResult, PairedDifference};
 use crate::units::Unit;
 use anyhow::{Context, Result, bail};
 use polars::prelude::*;
@@ -136,6 +140,31 @@ impl Estimate {
     }
 }
 
+/// A row's paired difference to the table's reference row, in the unit's difference scale
+/// ([`Unit::convert_difference`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delta {
+    pub mean: f64,
+    pub se: f64,
+    /// Δ ≠ 0 and |Δ| ≥ 2 SE.
+    pub resolved: bool,
+}
+
+impl Delta {
+    pub fn from_paired(d: &PairedDifference, unit: Unit) -> Self {
+        let (mean, se) = unit.convert_difference(d.mean_nats_per_token, d.se_nats_per_token);
+        Self { mean, se, resolved: d.resolved() }
+    }
+
+    /// `-0.042 ± 0.006 (resolved)` or `+0.003 ± 0.006 (within 2 SE)`.
+    pub fn render(&self, decimals: usize) -> String {
+        let d = decimals;
+        let verdict = if self.resolved { "resolved" } else { "within 2 SE" };
+        format!("{:+.d$} ± {:.d$} ({verdict})", self.mean, self.se)
+    }
+}
+
 /// One row of a result table.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
@@ -146,6 +175,8 @@ pub struct Row {
     pub unit: String,
     pub paper: Option<PaperValue>,
     pub notes: String,
+    /// Paired difference to the table's reference row (None: not paired, or the reference).
+    pub delta: Option<Delta>,
 }
 
 impl Row {
@@ -156,7 +187,12 @@ impl Row {
         paper: Option<PaperValue>,
         notes: &str,
     ) -> Self {
-        Self { method: method.into(), ours, unit: unit.into(), paper, notes: notes.into() }
+        Self { method: method.into(), ours, unit: unit.into(), paper, notes: notes.into(), delta: None }
+    }
+
+    pub fn with_delta(mut self, delta: Option<Delta>) -> Self {
+        self.delta = delta;
+        self
     }
 }
 
@@ -167,15 +203,36 @@ pub struct Table {
     /// Decimals for our mean and SE (the paper's values keep the paper's own digits).
     pub decimals: usize,
     pub rows: Vec<Row>,
+    /// The Δ column: (reference row's method, difference label), when the rows are paired.
+    pub delta_column: Option<(String, String)>,
+    /// Lines printed under the table (e.g. the unigram yardsticks of the evaluation split).
+    pub footer: Vec<String>,
 }
 
 /// Column names of `rows.csv`, in order.
-pub const CSV_COLUMNS: [&str; 8] =
-    ["method", "ours", "ours_se", "ours_bound", "unit", "paper", "paper_bound", "notes"];
+pub const CSV_COLUMNS: [&str; 11] = [
+    "method",
+    "ours",
+    "ours_se",
+    "ours_bound",
+    "unit",
+    "paper",
+    "paper_bound",
+    "notes",
+    "delta",
+    "delta_se",
+    "delta_resolved",
+];
 
 impl Table {
     pub fn new(title: &str, decimals: usize) -> Self {
-        Self { title: title.into(), decimals, rows: Vec::new() }
+        Self { title: title.into(), decimals, rows: Vec::new(), delta_column: None, footer: Vec::new() }
+    }
+
+    /// Add the column `Δ vs <reference> (<unit>, paired)`; rows carry their [`Delta`].
+    pub fn with_delta_column(mut self, reference: &str, unit: Unit) -> Self {
+        self.delta_column = Some((reference.into(), unit.difference_label().into()));
+        self
     }
 
     pub fn push(&mut self, row: Row) -> &mut Self {
@@ -197,6 +254,9 @@ impl Table {
             CSV_COLUMNS[5] => col(&|r| r.paper.as_ref().map(|p| p.value)),
             CSV_COLUMNS[6] => flag(&|r| r.paper.as_ref().map(|p| p.bound)),
             CSV_COLUMNS[7] => text(&|r| r.notes.clone()),
+            CSV_COLUMNS[8] => col(&|r| r.delta.map(|d| d.mean)),
+            CSV_COLUMNS[9] => col(&|r| r.delta.map(|d| d.se)),
+            CSV_COLUMNS[10] => flag(&|r| r.delta.map(|d| d.resolved)),
         )?;
         Ok(df)
     }
@@ -213,8 +273,16 @@ impl Table {
         let paper_bound = df.column("paper_bound")?.bool()?;
         let notes = df.column("notes")?.str()?;
         let d = self.decimals;
-        let mut out =
-            format!("## {}\n\n| Method | Ours | Unit | Paper | Notes |\n|---|---|---|---|---|\n", self.title);
+        let mut out = match &self.delta_column {
+            None => format!(
+                "## {}\n\n| Method | Ours | Unit | Paper | Notes |\n|---|---|---|---|---|\n",
+                self.title
+            ),
+            Some((reference, label)) => format!(
+                "## {}\n\n| Method | Ours | Unit | Δ vs {reference} ({label}, paired) | Paper | Notes |\n|---|---|---|---|---|---|\n",
+                self.title
+            ),
+        };
         for i in 0..df.height() {
             let ours_cell = match ours.get(i) {
                 None => "–".to_string(),
@@ -230,15 +298,24 @@ impl Table {
                 None => "–".to_string(),
                 Some(v) => format!("{}{v}", if paper_bound.get(i) == Some(true) { "≤ " } else { "" }),
             };
-            let cells = [
-                method.get(i).unwrap_or(""),
-                ours_cell.as_str(),
-                unit.get(i).unwrap_or(""),
-                paper_cell.as_str(),
-                notes.get(i).unwrap_or(""),
-            ];
+            let mut cells = vec![method.get(i).unwrap_or(""), ours_cell.as_str(), unit.get(i).unwrap_or("")];
+            let delta_cell = match (&self.delta_column, self.rows[i].delta) {
+                (Some((reference, _)), _) if self.rows[i].method == *reference => "reference".to_string(),
+                (_, Some(delta)) => delta.render(d),
+                _ => "–".to_string(),
+            };
+            if self.delta_column.is_some() {
+                cells.push(delta_cell.as_str());
+            }
+            cells.extend([paper_cell.as_str(), notes.get(i).unwrap_or("")]);
             let cells: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|")).collect();
             out.push_str(&format!("| {} |\n", cells.join(" | ")));
+        }
+        if !self.footer.is_empty() {
+            out.push('\n');
+            for line in &self.footer {
+                out.push_str(&format!("{line}\n"));
+            }
         }
         Ok(out)
     }
@@ -324,6 +401,45 @@ tables:
 | GenMD4 | – | BPC | – | not run at smoke scale |
 ";
         assert_eq!(small_table().to_markdown().unwrap(), expected);
+    }
+
+    #[test]
+    fn delta_column_names_the_reference_and_judges_each_row() {
+        let mut table = Table::new("paired", 3).with_delta_column("MD4", Unit::BitsPerChar);
+        let est = Some(Estimate { mean: 3.2, se: 0.01, bound: true });
+        let paired = |mean: f64, se: f64| PairedDifference {
+            mean_nats_per_token: mean,
+            se_nats_per_token: se,
+            n_sequences: 9,
+        };
+        let ln2 = std::f64::consts::LN_2;
+        table
+            .push(Row::new("MD4", est, "BPC", None, ""))
+            .push(
+                Row::new("SEDD", est, "BPC", None, "")
+                    .with_delta(Some(Delta::from_paired(&paired(0.05 * ln2, 0.01 * ln2), Unit::BitsPerChar))),
+            )
+            .push(
+                Row::new("GenMD4", est, "BPC", None, "").with_delta(Some(Delta::from_paired(
+                    &paired(-0.01 * ln2, 0.01 * ln2),
+                    Unit::BitsPerChar,
+                ))),
+            )
+            .push(Row::new("AR", est, "BPC", None, ""));
+        let md = table.to_markdown().unwrap();
+        assert!(md.contains("| Method | Ours | Unit | Δ vs MD4 (BPC, paired) | Paper | Notes |"), "{md}");
+        assert!(md.contains("| MD4 | ≤ 3.200 ± 0.010 | BPC | reference | – |  |"), "{md}");
+        assert!(md.contains("| SEDD | ≤ 3.200 ± 0.010 | BPC | +0.050 ± 0.010 (resolved) |"), "{md}");
+        assert!(md.contains("| GenMD4 | ≤ 3.200 ± 0.010 | BPC | -0.010 ± 0.010 (within 2 SE) |"), "{md}");
+        assert!(md.contains("| AR | ≤ 3.200 ± 0.010 | BPC | – |"), "{md}");
+        let df = table.to_dataframe().unwrap();
+        let resolved: Vec<Option<bool>> =
+            df.column("delta_resolved").unwrap().bool().unwrap().iter().collect();
+        assert_eq!(resolved, vec![None, Some(true), Some(false), None]);
+        // Perplexity tables report Δ ln PPL in nats per token.
+        let ppl = Delta::from_paired(&paired(0.1, 0.02), Unit::Perplexity);
+        assert_eq!((ppl.mean, ppl.se, ppl.resolved), (0.1, 0.02, true));
+        assert_eq!(Unit::Perplexity.difference_label(), "ln PPL");
     }
 
     #[test]

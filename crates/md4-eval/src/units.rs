@@ -75,6 +75,28 @@ impl Unit {
     }
 }
 
+impl Unit {
+    /// A paired difference (mean, SE) in nats per token → the scale its column reports: bits
+    /// for the bit units (linear, so Δ converts like a value), and for perplexity Δ ln PPL in
+    /// nats per token (the log of the perplexity ratio; exp(Δ) is the ratio itself).
+    pub fn convert_difference(&self, mean_nats_per_token: f64, se_nats_per_token: f64) -> (f64, f64) {
+        match self {
+            Self::Perplexity => (mean_nats_per_token, se_nats_per_token),
+            Self::BitsPerChar | Self::BitsPerDim | Self::BitsPerToken => {
+                (nats_to_bits(mean_nats_per_token), nats_to_bits(se_nats_per_token))
+            }
+        }
+    }
+
+    /// The label of [`Unit::convert_difference`]'s scale (`BPC`, `ln PPL`, …).
+    pub fn difference_label(&self) -> &'static str {
+        match self {
+            Self::Perplexity => "ln PPL",
+            _ => self.label(),
+        }
+    }
+}
+
 impl fmt::Display for Unit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.label())

@@ -39,8 +39,11 @@ fn main() -> Result<()> {
     let dir = ArtifactDir::resolve(args.common.out.as_deref(), "ablate-schedules", args.common.scale);
     dir.create()?;
     let unit = Unit::BitsPerChar;
-    let mut table = Table::new(&format!("MD4 with each masking schedule, text8 — {}", suite.description), 3);
-    let (mut outputs, mut curves) = (vec![], vec![]);
+    // Paired against the first schedule listed (linear by default), on common random numbers.
+    let reference = format!("MD4 ({})", args.schedules.first().map_or("linear", String::as_str));
+    let mut table = Table::new(&format!("MD4 with each masking schedule, text8 — {}", suite.description), 3)
+        .with_delta_column(&reference, unit);
+    let (mut outputs, mut curves, mut scored) = (vec![], vec![], vec![]);
     for name in &args.schedules {
         let schedule = MaskingSchedule::parse(name).map_err(anyhow::Error::msg)?;
         let row = RowSpec {
@@ -54,19 +57,20 @@ fn main() -> Result<()> {
         suite::ensure_trained(&suite, &row, &run_dir, device)?;
         let loaded = suite::load(&run_dir, device)?;
         let result = suite::evaluate_run(&loaded, &seqs, &suite.eval, Estimator::Reported, device)?;
-        table.push(Row::new(
+        let table_row = Row::new(
             &row.name,
             Some(Estimate::from_result(&result, unit, true)),
             unit.label(),
             None,
             &format!("continuous-time bound; {} steps × {}", loaded.step, loaded.cfg.train.batch),
-        ));
+        );
+        scored.push((row.name.clone(), table_row, result.clone()));
         let likelihood = LikelihoodProtocol::from_result(
             &result,
             Bound::Continuous,
             name,
             true,
-            "antithetic across the batch",
+            md4_eval::KEYED_TIME_SAMPLING,
             unit,
         );
         let notes = vec![format!("run directory: {}", run_dir.display())];
@@ -83,6 +87,7 @@ fn main() -> Result<()> {
         )?);
         curves.extend(suite::validation_series(&row.name, &run_dir)?);
     }
+    suite::push_paired(&mut table, scored, &reference, unit)?;
     let curves = LinePlot::new(
         "Validation bits per character (EMA) by masking schedule",
         "training step",
@@ -91,6 +96,7 @@ fn main() -> Result<()> {
     );
     let notes = vec![
         suite.description.clone(),
+        suite::paired_note(&reference),
         "the paper proves the continuous bound is schedule-invariant for a fixed denoiser (§3.2); schedules differ through the training signal's variance and weighting".into(),
     ];
     suite::finish_table(&run, &dir, device, &table, Some(curves), data, notes, outputs)?;

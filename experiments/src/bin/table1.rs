@@ -42,17 +42,18 @@ fn main() -> Result<()> {
     let columns = zeroshot::load_columns(&cfg)?;
     let title = format!("Zero-shot perplexity — {}", cfg.description);
     let mut matrix = zeroshot::matrix(&title, &cfg, paper.table("table1")?.rows.clone());
-    let mut outputs = vec![];
+    let (mut outputs, mut results) = (vec![], vec![]);
     for row in &cfg.rows {
         let (name, run_dir, loaded) =
             zeroshot::trained_row(&suite_cfg, &cfg.suite, scale, &row.slug, device)?;
-        let mut cells = vec![];
+        let (mut cells, mut row_results) = (vec![], vec![]);
         for column in &columns {
             if column.data.is_some() {
                 eprintln!("== {name} on {}", column.column.name);
             }
             let scored = zeroshot::score(&loaded, column, Estimator::Reported, device)?;
             cells.push(zeroshot::cell(column, &scored));
+            row_results.push(scored.as_ref().map(|s| s.result.clone()));
             if let (Some(s), Some((_, data))) = (&scored, &column.data) {
                 let notes = vec![
                     format!("run directory: {}", run_dir.display()),
@@ -87,9 +88,14 @@ fn main() -> Result<()> {
             loaded.step,
             loaded.cfg.train.batch
         );
+        results.push(row_results);
         matrix.rows.push(zeroshot::matrix_row(&name, cells, notes));
     }
+    // Every row against the first (MD4), column by column, on common random numbers.
+    let reference = matrix.rows.first().map(|r| r.method.clone()).unwrap_or_default();
+    zeroshot::pair_rows(&mut matrix, &results, &reference)?;
     let mut notes = vec![
+        suite::paired_note(&reference),
         cfg.description.clone(),
         suite_cfg.description.clone(),
         "paper rows: arXiv v4 Table 1 (models trained on OpenWebText; baselines other than SEDD Absorb (reimpl.) from Lou et al.); small-scale numbers are not comparable in value".into(),

@@ -18,7 +18,7 @@
 //! `samples/<row>.png` with `cards/<row>-samples.yaml`, and
 //! `checks/{table.md, rows.csv, <i>-<dataset>.yaml}`.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
 use experiments::images::{self, CheckResult, Table3Config};
 use experiments::suite::{self, Estimator};
@@ -54,7 +54,9 @@ fn main() -> Result<()> {
     dir.create()?;
 
     let unit = Unit::BitsPerDim;
-    let mut table = Table::new(&format!("Bits per dimension — {}", cfg.description), 3);
+    let reference = cfg.suites.first().context("table3 has no suites")?.reference_row()?.name.clone();
+    let mut table = Table::new(&format!("Bits per dimension — {}", cfg.description), 3)
+        .with_delta_column(&reference, unit);
     let mut outputs = vec![];
     let mut curves = vec![];
     let mut used_paper_rows = BTreeSet::new();
@@ -67,6 +69,7 @@ fn main() -> Result<()> {
         );
         let rows: Vec<_> =
             suite_cfg.rows.iter().filter(|r| args.rows.is_empty() || args.rows.contains(&r.slug)).collect();
+        let mut scored = vec![];
         for row in rows {
             let run_dir = suite::run_dir("table3", scale, &row.slug);
             suite::ensure_trained(suite_cfg, row, &run_dir, device)?;
@@ -102,24 +105,21 @@ fn main() -> Result<()> {
                 data.dataset,
                 data.split,
             );
-            table.push(Row::new(
+            let table_row = Row::new(
                 &row.name,
                 Some(Estimate::from_result(&result, unit, !exact)),
                 unit.label(),
                 paper_value,
                 &notes,
-            ));
+            );
+            scored.push((row.slug.clone(), table_row, result.clone()));
 
             let likelihood = LikelihoodProtocol::from_result(
                 &result,
                 bound,
                 &suite::schedule_label(&loaded.cfg),
                 true,
-                if exact {
-                    "none (exact likelihood)"
-                } else {
-                    "antithetic across the batch, one t per image per pass"
-                },
+                if exact { "none (exact likelihood)" } else { md4_eval::KEYED_TIME_SAMPLING },
                 unit,
             );
             let card_notes = vec![
@@ -160,7 +160,7 @@ fn main() -> Result<()> {
                 let md4_result =
                     images::evaluate_with_md4_estimator(&loaded, &seqs, &suite_cfg.eval, device)?;
                 let name = format!("{}, scored with MD4's estimator", row.name);
-                table.push(Row::new(
+                let table_row = Row::new(
                     &name,
                     Some(Estimate::from_result(&md4_result, unit, true)),
                     unit.label(),
@@ -169,13 +169,14 @@ fn main() -> Result<()> {
                         "the network of the row above; same bound, MD4's continuous-time estimator; {} {}",
                         data.dataset, data.split
                     ),
-                ));
+                );
+                scored.push((format!("{}-md4-estimator", row.slug), table_row, md4_result.clone()));
                 let likelihood = LikelihoodProtocol::from_result(
                     &md4_result,
                     bound,
                     &suite::schedule_label(&loaded.cfg),
                     true,
-                    "antithetic across the batch, one t per image per pass (MD4's estimator)",
+                    md4_eval::KEYED_TIME_SAMPLING,
                     unit,
                 );
                 let notes = vec![
@@ -240,6 +241,7 @@ fn main() -> Result<()> {
                 outputs.extend([png, card_path]);
             }
         }
+        suite::push_paired(&mut table, scored, &suite_cfg.reference_row()?.slug, unit)?;
         data_protocols.push(data);
     }
 
@@ -271,6 +273,7 @@ fn main() -> Result<()> {
     );
     let mut notes = vec![
         cfg.description.clone(),
+        suite::paired_note(&reference),
         "each row's estimator, passes and checkpoint are in cards/<row>.yaml; samples/<row>.png with cards/<row>-samples.yaml".into(),
         "paper column: arXiv v4 Table 3 — CIFAR-10 test and downsampled ImageNet 64×64 validation, no augmentation; rows without ours are the paper's baselines".into(),
     ];

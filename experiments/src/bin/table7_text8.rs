@@ -43,14 +43,16 @@ fn main() -> Result<()> {
     dir.create()?;
 
     let unit = Unit::BitsPerChar;
+    let reference = "T = ∞ (continuous)";
     let mut table = Table::new(
         &format!("Finite-T vs continuous bound, MD4 (linear) on text8 — {}", suite.description),
         4,
-    );
-    let mut outputs = vec![];
+    )
+    .with_delta_column(reference, unit);
+    let (mut outputs, mut scored) = (vec![], vec![]);
     let mut estimators: Vec<(String, Estimator)> =
         args.steps.iter().map(|&t| (format!("T = {t}"), Estimator::FiniteT(t))).collect();
-    estimators.push(("T = ∞ (continuous)".into(), Estimator::Reported));
+    estimators.push((reference.into(), Estimator::Reported));
     for (label, estimator) in estimators {
         eprintln!("== {label}: {} chunks × {} passes", data.n_sequences, suite.eval.passes);
         let result = suite::evaluate_run(&loaded, &seqs, &suite.eval, estimator, device)?;
@@ -60,13 +62,9 @@ fn main() -> Result<()> {
             suite::bound_label(&bound),
             loaded.step
         );
-        table.push(Row::new(
-            &label,
-            Some(Estimate::from_result(&result, unit, true)),
-            unit.label(),
-            None,
-            &notes,
-        ));
+        let row =
+            Row::new(&label, Some(Estimate::from_result(&result, unit, true)), unit.label(), None, &notes);
+        scored.push((label.clone(), row, result.clone()));
         let likelihood = LikelihoodProtocol::from_result(
             &result,
             bound,
@@ -74,9 +72,9 @@ fn main() -> Result<()> {
             true,
             match estimator {
                 Estimator::FiniteT(_) => {
-                    "one step i ~ U{1..T} per sequence per pass (antithetic u across the batch)"
+                    "one step i ~ U{1..T} per sequence per pass, u and the masks from the keyed stream (seed, pass, sequence), shared by every row"
                 }
-                Estimator::Reported => "antithetic across the batch, one t per sequence per pass",
+                Estimator::Reported => md4_eval::KEYED_TIME_SAMPLING,
             },
             unit,
         );
@@ -94,8 +92,10 @@ fn main() -> Result<()> {
             notes,
         )?);
     }
+    suite::push_paired(&mut table, scored, reference, unit)?;
     let notes = vec![
         suite.description.clone(),
+        suite::paired_note(reference),
         "paper Table 7 (MD4-S on OWT, zero-shot perplexity; e.g. PTB ≤ 105.2 / 102.5 / 102.4 / 102.3 for T = 100 / 1000 / 10000 / ∞) has no text8 counterpart, so the Paper column is empty; the expected ordering is continuous ≤ T=10000 ≤ T=1000 ≤ T=100".into(),
     ];
     suite::finish_table(&run, &dir, device, &table, None, data, notes, outputs)?;

@@ -127,7 +127,7 @@ impl<D: Denoiser> Campbell<D> {
         let out_rate = (&rate * &count_masked).where_self(&count_masked.gt(0.0), &zero);
 
         // One unmasked position per row, uniformly: the argmax of uniform keys over unmasked n.
-        let keys = Tensor::rand([x0.size()[0], n], (Kind::Float, device)).masked_fill(&masked, -1.0);
+        let keys = crate::noise::uniform(&[x0.size()[0], n], Kind::Float, device).masked_fill(&masked, -1.0);
         let pick = keys.argmax(1, true); // [B, 1]
         let y = zt.scatter_value(1, &pick, self.vocab.mask_id());
         let logits = self.denoiser.logits(&y, &t32, train);
