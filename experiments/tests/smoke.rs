@@ -60,4 +60,6 @@ fn table2_smoke_renders_the_expected_table() {
 fn masking_keeps_structure() {
     assert_eq!(mask_digits("≤ 4.438 ± 0.298 | 12 steps"), "≤ #.# ± #.# | # steps");
     assert_eq!(mask_digits("MD4 on text8, D3PM"), "MD4 on text8, D3PM");
+    assert_eq!(mask_digits("| -0.042 ± 0.006 (resolved) |"), "| Δ#.# ± #.# (verdict) |");
+    assert_eq!(mask_digits("| +0.003 ± 0.006 (within 2 SE) |"), "| Δ#.# ± #.# (verdict) |");
 }

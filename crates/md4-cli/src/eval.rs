@@ -1,7 +1,8 @@
 //! `md4 eval`: bits per token of a run's EMA weights with a standard error over sequences
 //! (spec §3.5): the continuous-time bound by default, the finite-T bound of §3.4 with
 //! `--steps T`, the exact likelihood for the AR baseline; K Monte-Carlo passes averaged per
-//! sequence.
+//! sequence. `--compare OTHER_RUN` scores a second run on the same sequences and the same keyed
+//! random streams and prints the paired difference (this run − other) with its standard error.
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
@@ -37,9 +38,14 @@ pub struct EvalArgs {
     /// Score only the first S sequences.
     #[arg(long)]
     limit: Option<u64>,
-    /// Seed of pass p is seed + p.
+    /// Seed of the keyed random streams: sequence i in pass p draws from (seed, p, i), whatever
+    /// the batch size, so two runs scored with the same seed share their draws.
     #[arg(long, default_value_t = 0)]
     seed: i64,
+    /// A second run directory (same data and sequence length) scored on the same sequences and
+    /// streams; prints the paired difference this − other with its standard error.
+    #[arg(long)]
+    compare: Option<PathBuf>,
     /// Device: cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -107,26 +113,22 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let batch = a.batch.unwrap_or(cfg.train.micro_batch() as usize);
     let mut config = EvalConfig::new(batch, a.passes, a.seed, device);
     config.progress = !a.json;
-    let trained = &loaded.trained;
-    let bound = match (a.steps, trained.is_exact()) {
-        (None, true) => "exact",
-        (None, false) => "continuous",
-        (Some(_), true) => {
-            bail!("--steps applies to diffusion models; the AR baseline's likelihood is exact")
-        }
-        (Some(_), false) => "finite-T",
-    };
-    let result = match a.steps {
-        None => evaluate(&sequences, &config, |x| trained.objective().loss(x, false).nelbo)?,
-        Some(steps) => {
-            ensure!(steps >= 1, "--steps must be at least 1");
-            let (net, schedule, vocab) = trained
-                .scalar_diffusion()
-                .context("--steps needs a scalar-schedule diffusion model (not genmd4)")?;
-            evaluate(&sequences, &config, |x| {
-                let u = antithetic_times(x.size()[0], x.device());
-                discrete_nelbo(net, x, &u, steps, &schedule, vocab, false).to_kind(Kind::Float)
-            })?
+    let (result, bound) = score(&loaded.trained, a.steps, &sequences, &config)?;
+    let compared = match &a.compare {
+        None => None,
+        Some(other_dir) => {
+            let other = load_run_with(other_dir, device, a.compute.apply())?;
+            ensure!(
+                other.cfg.data == cfg.data && other.cfg.train.seq_len == cfg.train.seq_len,
+                "--compare needs a run on the same data and sequence length as {}",
+                a.run_dir.display()
+            );
+            if !a.json {
+                eprintln!("scoring {} on the same sequences and streams", other_dir.display());
+            }
+            let (other_result, other_bound) = score(&other.trained, a.steps, &sequences, &config)?;
+            let d = md4_eval::paired_difference(&result, &other_result)?;
+            Some((other_dir.clone(), other_result, other_bound, d))
         }
     };
     let (bits, se) = (nats_to_bits(result.mean_nats_per_token), nats_to_bits(result.se_nats_per_token));
@@ -150,6 +152,18 @@ pub fn run(a: EvalArgs) -> Result<()> {
             "wall_seconds": result.wall_seconds,
             "peak_rss_mib": md4_train::alloc::peak_rss_mib(),
         });
+        let mut out = out;
+        if let Some((dir, other, other_bound, d)) = &compared {
+            out["compare"] = json!({
+                "run_dir": dir,
+                "bound": other_bound,
+                "bits_per_token": nats_to_bits(other.mean_nats_per_token),
+                "se_bits_per_token": nats_to_bits(other.se_nats_per_token),
+                "difference_bits_per_token": nats_to_bits(d.mean_nats_per_token),
+                "difference_se_bits_per_token": nats_to_bits(d.se_nats_per_token),
+                "resolved": d.resolved(),
+            });
+        }
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
@@ -159,6 +173,50 @@ pub fn run(a: EvalArgs) -> Result<()> {
             loaded.step,
             md4_train::alloc::peak_rss_mib()
         );
+        if let Some((dir, other, other_bound, d)) = &compared {
+            println!(
+                "{:.4} ± {:.4} bits/token ({other_bound} bound) for {}\npaired difference (this − other): {:+.4} ± {:.4} bits/token over {} sequences ({})",
+                nats_to_bits(other.mean_nats_per_token),
+                nats_to_bits(other.se_nats_per_token),
+                dir.display(),
+                nats_to_bits(d.mean_nats_per_token),
+                nats_to_bits(d.se_nats_per_token),
+                d.n_sequences,
+                if d.resolved() { "resolved: |Δ| ≥ 2 SE" } else { "within 2 SE" }
+            );
+        }
     }
     Ok(())
+}
+
+/// Score `sequences` with `trained` (continuous or exact bound, or the finite-T bound with
+/// `steps`); returns the result and the bound's name.
+fn score(
+    trained: &md4_train::Trained,
+    steps: Option<i64>,
+    sequences: &Sequences,
+    config: &EvalConfig,
+) -> Result<(md4_eval::EvalResult, &'static str)> {
+    let bound = match (steps, trained.is_exact()) {
+        (None, true) => "exact",
+        (None, false) => "continuous",
+        (Some(_), true) => {
+            bail!("--steps applies to diffusion models; the AR baseline's likelihood is exact")
+        }
+        (Some(_), false) => "finite-T",
+    };
+    let result = match steps {
+        None => evaluate(sequences, config, |x| trained.objective().loss(x, false).nelbo)?,
+        Some(steps) => {
+            ensure!(steps >= 1, "--steps must be at least 1");
+            let (net, schedule, vocab) = trained
+                .scalar_diffusion()
+                .context("--steps needs a scalar-schedule diffusion model (not genmd4)")?;
+            evaluate(sequences, config, |x| {
+                let u = antithetic_times(x.size()[0], x.device());
+                discrete_nelbo(net, x, &u, steps, &schedule, vocab, false).to_kind(Kind::Float)
+            })?
+        }
+    };
+    Ok((result, bound))
 }

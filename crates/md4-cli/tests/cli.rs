@@ -26,7 +26,7 @@ fn every_subcommand_has_help() {
     let dir = tempfile::tempdir().unwrap();
     for (sub, flags) in [
         ("train", &["--config", "--set", "--run-dir", "--data", "--vocab", "--device"][..]),
-        ("eval", &["--run-dir", "--passes", "--steps", "--split", "--json"]),
+        ("eval", &["--run-dir", "--passes", "--steps", "--split", "--json", "--compare"]),
         (
             "sample",
             &["--run-dir", "--steps", "--grid", "--precision", "--top-p", "--prompt", "--suffix", "--out"],
@@ -200,6 +200,19 @@ fn train_resume_eval_sample_on_own_text() {
     // 10% of the ~7.5k-character corpus in chunks of 32.
     let held_out = v["n_sequences"].as_u64().unwrap();
     assert!(held_out >= 10, "{held_out}");
+    // A run compared with itself on the same keyed streams differs by exactly 0 ± 0, and with
+    // another batch size scores the same (the draws are keyed by sequence; bit-identity of the
+    // network across batch shapes is up to the BLAS, so within float rounding here).
+    let out =
+        md4(&["eval", "--run-dir", "run", "--json", "--passes", "2", "--batch", "3", "--compare", "run"], d);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let c: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let rebatched = c["bits_per_token"].as_f64().unwrap();
+    assert!((rebatched - bits).abs() < 1e-5 * bits, "batch size changed the score: {rebatched} vs {bits}");
+    assert_eq!(c["compare"]["difference_bits_per_token"].as_f64(), Some(0.0), "{c}");
+    assert_eq!(c["compare"]["difference_se_bits_per_token"].as_f64(), Some(0.0), "{c}");
+    assert_eq!(c["compare"]["resolved"], false);
     let out = md4(&["eval", "--run-dir", "run", "--json", "--steps", "50", "--limit", "4"], d);
     let v: serde_json::Value =
         serde_json::from_str(&text(&out).0).unwrap_or_else(|_| panic!("{}", text(&out).1));

@@ -45,7 +45,7 @@ pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
 fn bits53(seed: u64, pass: u32, row: u32, slot: u32, index: u64) -> u64 {
     let block = u32::try_from(index / 2).expect("more than 2³³ draws in one slot");
     let words = philox4x32_10([block, slot, row, pass], [seed as u32, (seed >> 32) as u32]);
-    let (a, b) = if index % 2 == 0 { (words[0], words[1]) } else { (words[2], words[3]) };
+    let (a, b) = if index.is_multiple_of(2) { (words[0], words[1]) } else { (words[2], words[3]) };
     ((a as u64) << 21) ^ ((b as u64) >> 11)
 }
 

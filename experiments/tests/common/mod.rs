@@ -19,8 +19,16 @@ pub fn data_ready(names: &[&str]) -> bool {
 }
 
 /// Runs of digits that do not continue a word become `#`, so `≤ 4.438 ± 0.298` reads
-/// `≤ #.# ± #.#` while names such as `MD4` and `text8` stay.
+/// `≤ #.# ± #.#` while names such as `MD4` and `text8` stay. A paired difference's sign and
+/// verdict depend on the numbers too (and so on the machine's precision), so
+/// `-0.042 ± 0.006 (resolved)` reads `Δ#.# ± #.# (verdict)`.
 pub fn mask_digits(text: &str) -> String {
+    let text = mask_number_runs(text);
+    let text = text.replace("(resolved)", "(verdict)").replace("(within # SE)", "(verdict)");
+    text.replace("| +#", "| Δ#").replace("| -#", "| Δ#")
+}
+
+fn mask_number_runs(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let (mut in_number, mut after_letter) = (false, false);
     for c in text.chars() {
