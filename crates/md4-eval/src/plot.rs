@@ -87,6 +87,16 @@ impl Series {
         Self { name: name.into(), x, y, err: None }
     }
 
+    /// How much a training curve still improved over the last fifth of its x range: the
+    /// relative drop (y(a) − y(last)) / y(a), where a is the first point at or after 80 % of the
+    /// last x. None with fewer than two points in that window's span.
+    pub fn last_fifth_improvement(&self) -> Option<f64> {
+        let last = self.x.len().checked_sub(1)?;
+        let cut = 0.8 * self.x[last];
+        let a = self.x.iter().position(|&x| x >= cut)?;
+        (a < last).then(|| (self.y[a] - self.y[last]) / self.y[a])
+    }
+
     pub fn with_err(mut self, err: Vec<f64>) -> Self {
         self.err = Some(err);
         self
@@ -602,6 +612,14 @@ fn render<DB: DrawingBackend>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn last_fifth_improvement_reads_the_end_of_the_curve() {
+        let s = Series::new("c", vec![50.0, 100.0, 150.0, 200.0, 250.0], vec![5.0, 4.0, 3.5, 3.2, 3.04]);
+        // 80 % of 250 is 200: (3.2 − 3.04) / 3.2 = 5 %.
+        assert!((s.last_fifth_improvement().unwrap() - 0.05).abs() < 1e-12);
+        assert_eq!(Series::new("one", vec![1.0], vec![2.0]).last_fifth_improvement(), None);
+    }
+
     use super::*;
 
     fn png_size(path: &Path) -> (u32, u32) {

@@ -265,6 +265,21 @@ fn main() -> Result<()> {
         outputs.extend(write_checks(&cfg, &dir, device)?);
     }
 
+    // Has training converged at this budget? The last fifth of each validation curve.
+    let flattening: Vec<String> = curves
+        .iter()
+        .filter_map(|c: &md4_eval::Series| {
+            let gain = c.last_fifth_improvement()?;
+            let verdict = if gain < 0.02 { "flattened (< 2 %)" } else { "still improving (≥ 2 %)" };
+            Some(format!("{}: {:.1} %, {verdict}", c.name, 100.0 * gain))
+        })
+        .collect();
+    if !flattening.is_empty() {
+        table.footer.push(format!(
+            "Validation BPD gained over the last fifth of training (EMA weights, 4 validation batches): {}.",
+            flattening.join("; ")
+        ));
+    }
     let curves = LinePlot::new(
         "Validation bits per dimension (EMA weights) during training",
         "training step",
