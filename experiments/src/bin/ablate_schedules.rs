@@ -5,7 +5,7 @@
 //! The linear and cosine runs are table2's own and are reused.
 //!
 //! Command: `just ablate schedules [smoke|small|paper]`.
-//! Runtime: small ≈ 5 min per schedule not yet trained on a 2-core CPU.
+//! Runtime: small ≈ 9 min per schedule not yet trained on a 2-core CPU with bf16.
 //! Writes `results/ablate-schedules/<scale>/{table.md, rows.csv, curves.{png,svg,csv},
 //! card.yaml, record.yaml}` and `cards/<schedule>.yaml`.
 

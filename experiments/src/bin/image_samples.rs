@@ -188,7 +188,7 @@ fn fid_reason(scale: Scale) -> String {
     match scale {
         Scale::Paper => "FID is not computed by md4-rs: it needs Inception-v3 weights and ImageNet 64×64 reference statistics, which no package registry ships and this repository does not implement; feed the 50k-sample sets of the paper-scale models to a standard FID tool".into(),
         Scale::Small | Scale::Smoke => format!(
-            "FID is not computed at {scale} scale, and no stand-in metric is reported: (1) FID needs an Inception-v3 network and reference statistics that are not available offline; (2) the samples are 28×28 grey Fashion-MNIST images from a 1.3M-parameter U-Net trained for 200 updates, not ImageNet 64×64 — an Inception distance on them would not be comparable with the paper's values. Compare the grids by eye and the network calls; the paper's values are listed for reference"
+            "FID is not computed at {scale} scale, and no stand-in metric is reported: (1) FID needs an Inception-v3 network and reference statistics that are not available offline; (2) the samples are 28×28 grey Fashion-MNIST images from a 1.3M-parameter U-Net trained for a few hundred CPU updates (cards/*.yaml give the step), not ImageNet 64×64 — an Inception distance on them would not be comparable with the paper's values. Compare the grids by eye and the network calls; the paper's values are listed for reference"
         ),
     }
 }

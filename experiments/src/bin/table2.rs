@@ -5,7 +5,7 @@
 //!
 //! Command: `just reproduce table2 [smoke|small|paper]`
 //! (`cargo run -p experiments --bin table2 -- --scale small`).
-//! Runtime: smoke ≈ 1 min (tiny model, CI); small ≈ 30 min on a 2-core CPU (text8-style
+//! Runtime: smoke ≈ 1 min (tiny model, CI); small ≈ 60 min on a 2-core CPU with bf16 (text8-style
 //! Wikipedia from the gensim wheel); paper: the paper's 1M-step × 512 recipe on text8 from
 //! the Hub (GPU cluster scale). Finished training runs in `runs/table2/<scale>/` are reused.
 //! Writes `results/table2/<scale>/{table.md, rows.csv, card.yaml, record.yaml}`,

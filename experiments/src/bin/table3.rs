@@ -8,8 +8,8 @@
 //!
 //! Command: `just reproduce table3 [smoke|small|paper]`
 //! (`cargo run -p experiments --bin table3 -- --scale small`).
-//! Runtime: smoke ≈ 20 s (tiny networks, CI); small ≈ 32 min on a shared 2-core CPU (complete
-//! Fashion-MNIST from the Debian package, 1.3M-parameter U-Net, 200 updates × 8 images per
+//! Runtime: smoke ≈ 20 s (tiny networks, CI); small ≈ 24 min on a 2-core CPU with bf16 (complete
+//! Fashion-MNIST from the Debian package, 1.3M-parameter U-Net, 300 updates × 16 images per
 //! row; ≈ 8 min when the four training runs exist); paper: CIFAR-10 (28.4M U-Net) and
 //! ImageNet64 (198.3M U-Net + DiT) with the paper's 2M-step recipes on Hub data (GPU cluster
 //! scale). Finished runs in `runs/table3/<scale>/` are reused.
