@@ -199,6 +199,8 @@ fn score(
 ) -> Result<(md4_eval::EvalResult, &'static str)> {
     let bound = match (steps, trained.is_exact()) {
         (None, true) => "exact",
+        // D3PM reports its own T-step bound (its config's T).
+        (None, false) if matches!(trained, md4_train::Trained::D3pm(_)) => "finite-T",
         (None, false) => "continuous",
         (Some(_), true) => {
             bail!("--steps applies to diffusion models; the AR baseline's likelihood is exact")
