@@ -123,23 +123,19 @@ pub fn uniform(shape: &[i64], kind: Kind, device: Device) -> Tensor {
         "a keyed draw's first dimension must be the batch ({} rows), got shape {shape:?}",
         rows.len()
     );
-    let per_row: i64 = shape[1..].iter().product();
-    let per_row = per_row as u64;
+    let per_row = shape[1..].iter().product::<i64>() as u64;
+    // One row after another, `per_row` draws each, in the float kind asked for.
+    fn draws<T: tch::kind::Element>(rows: &[u32], per_row: u64, draw: impl Fn(u32, u64) -> T) -> Tensor {
+        let v: Vec<T> = rows
+            .iter()
+            .flat_map(|&row| (0..per_row).map(move |i| (row, i)))
+            .map(|(row, i)| draw(row, i))
+            .collect();
+        Tensor::from_slice(&v)
+    }
     let values = match kind {
-        Kind::Float => {
-            let v: Vec<f32> = rows
-                .iter()
-                .flat_map(|&row| (0..per_row).map(move |i| keyed_uniform_f32(seed, pass, row, slot, i)))
-                .collect();
-            Tensor::from_slice(&v)
-        }
-        Kind::Double => {
-            let v: Vec<f64> = rows
-                .iter()
-                .flat_map(|&row| (0..per_row).map(move |i| keyed_uniform(seed, pass, row, slot, i)))
-                .collect();
-            Tensor::from_slice(&v)
-        }
+        Kind::Float => draws(&rows, per_row, |row, i| keyed_uniform_f32(seed, pass, row, slot, i)),
+        Kind::Double => draws(&rows, per_row, |row, i| keyed_uniform(seed, pass, row, slot, i)),
         other => panic!("keyed uniforms are float32 or float64, not {other:?}"),
     };
     values.view(shape).to_device(device)
