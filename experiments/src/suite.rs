@@ -6,6 +6,7 @@
 
 use anyhow::{Context, Result, bail};
 use md4_core::elbo::discrete_nelbo;
+use md4_data::SubVocabSpec;
 use md4_eval::{Bound, DataProtocol, EvalConfig, EvalResult, evaluate, tokens_sha256};
 use md4_train::config::deep_merge;
 use md4_train::{LoadedRun, RunConfig, TrainOptions, Trained, load_run, train};
@@ -84,6 +85,11 @@ impl SuiteConfig {
     }
 
     /// The reference row of the Δ column.
+    /// The sub-vocabulary the suite's models are trained in (its reference row's), if any.
+    pub fn sub_vocab(&self) -> Result<Option<SubVocabSpec>> {
+        Ok(self.run_config(self.reference_row()?)?.data.sub_vocab().cloned())
+    }
+
     pub fn reference_row(&self) -> Result<&RowSpec> {
         match &self.reference {
             Some(slug) => self.row(slug),
@@ -123,11 +129,20 @@ pub fn ensure_trained(suite: &SuiteConfig, row: &RowSpec, dir: &Path, device: De
     Ok(dir.to_path_buf())
 }
 
-/// The evaluation sequences of a suite: `[S, N]` int64 and the data part of the card.
-pub fn eval_sequences(spec: &EvalSpec) -> Result<(Tensor, DataProtocol)> {
-    let prepared = md4_data::prepare(&spec.dataset, &md4_data::PrepareOptions::default())
-        .with_context(|| format!("preparing data set {}", spec.dataset))?;
-    let file = prepared.open(&spec.split)?;
+/// A prepared split, re-spelt in `vocab` when the models were trained in a sub-vocabulary.
+pub fn open_split(dataset: &str, split: &str, vocab: Option<&SubVocabSpec>) -> Result<md4_data::TokenFile> {
+    let prepared = md4_data::prepare(dataset, &md4_data::PrepareOptions::default())
+        .with_context(|| format!("preparing data set {dataset}"))?;
+    match vocab {
+        Some(v) => md4_data::SubVocab::load(v)?.open_split(&prepared, split),
+        None => prepared.open(split),
+    }
+}
+
+/// The evaluation sequences of a suite: `[S, N]` int64 and the data part of the card. `vocab`:
+/// the sub-vocabulary of the models scored (the suite's, [`SuiteConfig::sub_vocab`]).
+pub fn eval_sequences(spec: &EvalSpec, vocab: Option<&SubVocabSpec>) -> Result<(Tensor, DataProtocol)> {
+    let file = open_split(&spec.dataset, &spec.split, vocab)?;
     let mut tokens = vec![0i64; file.len() as usize];
     file.read_i64(0, &mut tokens);
     let n = spec.seq_len as usize;
@@ -148,7 +163,10 @@ pub fn eval_sequences(spec: &EvalSpec) -> Result<(Tensor, DataProtocol)> {
         dataset: spec.dataset.clone(),
         split: spec.split.clone(),
         tokens_sha256: tokens_sha256(&seqs)?,
-        tokenizer: spec.tokenizer.clone(),
+        tokenizer: match vocab {
+            Some(v) => format!("{}; re-spelt in the {}", spec.tokenizer, v.describe()),
+            None => spec.tokenizer.clone(),
+        },
         sequence_length: n,
         n_sequences: count,
         chunking,
@@ -164,9 +182,9 @@ pub fn unigram_footer(suite: &SuiteConfig, unit: md4_eval::Unit) -> Result<Strin
     let md4_train::DataConfig::Dataset { name, train_split, .. } = &cfg.data else {
         bail!("the unigram yardsticks need a registry data set");
     };
-    let prepared = md4_data::prepare(name, &md4_data::PrepareOptions::default())?;
+    let vocab_spec = cfg.data.sub_vocab();
     let read = |split: &str| -> Result<Vec<i64>> {
-        let file = prepared.open(split)?;
+        let file = open_split(name, split, vocab_spec)?;
         let mut tokens = vec![0i64; file.len() as usize];
         file.read_i64(0, &mut tokens);
         Ok(tokens)
@@ -357,7 +375,7 @@ pub fn likelihood_table(spec: &LikelihoodTable, args: &crate::ArtifactArgs, only
     let paper = PaperTables::load(&root.join("results/paper.yaml"))?;
     let dir = crate::ArtifactDir::resolve(args.out.as_deref(), spec.artifact, args.scale);
     dir.create()?;
-    let (seqs, data) = eval_sequences(&suite.eval)?;
+    let (seqs, data) = eval_sequences(&suite.eval, suite.sub_vocab()?.as_ref())?;
     eprintln!(
         "{} ({}): {} evaluation chunks of {} tokens",
         spec.artifact, args.scale, data.n_sequences, data.sequence_length

@@ -86,13 +86,15 @@ pub struct LoadedColumn {
 }
 
 /// Load every computable column's evaluation sequences.
-pub fn load_columns(cfg: &ZeroShotConfig) -> Result<Vec<LoadedColumn>> {
+pub fn load_columns(cfg: &ZeroShotConfig, suite: &SuiteConfig) -> Result<Vec<LoadedColumn>> {
+    let vocab = suite.sub_vocab()?;
     cfg.columns
         .iter()
         .map(|c| {
             let data = match &c.eval {
                 Some(spec) => Some(
-                    suite::eval_sequences(spec).with_context(|| format!("loading column '{}'", c.name))?,
+                    suite::eval_sequences(spec, vocab.as_ref())
+                        .with_context(|| format!("loading column '{}'", c.name))?,
                 ),
                 None => None,
             };

@@ -79,13 +79,17 @@ impl EvalSequences for Sequences {
 
 fn eval_set(data: &DataConfig, split: Option<&str>, seq_len: i64) -> Result<(EvalSet, String)> {
     match data {
-        DataConfig::Dataset { name, eval_split, .. } => {
+        DataConfig::Dataset { name, eval_split, vocab, .. } => {
             let split =
                 split.map(String::from).or_else(|| eval_split.clone()).unwrap_or_else(|| "test".into());
             let prepared =
                 md4_data::prepare(name, &md4_data::PrepareOptions { offline: true, ..Default::default() })
                     .with_context(|| format!("opening data set {name} (run `md4 data {name}`)"))?;
-            let set = Data::eval_of(Arc::new(prepared.open(&split)?), seq_len)?;
+            let file = match vocab {
+                Some(v) => md4_data::SubVocab::load(v)?.open_split(&prepared, &split)?,
+                None => prepared.open(&split)?,
+            };
+            let set = Data::eval_of(Arc::new(file), seq_len)?;
             Ok((set, format!("{name}/{split}")))
         }
         _ => {

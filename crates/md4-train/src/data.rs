@@ -175,20 +175,29 @@ impl Data {
     pub fn open(cfg: &DataConfig, seq_len: i64, opts: &DataOptions) -> Result<Self> {
         ensure!(seq_len > 0, "data: seq_len must be positive, got {seq_len}");
         match cfg {
-            DataConfig::Dataset { name, train_split, eval_split } => {
+            DataConfig::Dataset { name, train_split, eval_split, vocab } => {
                 let prepared = md4_data::prepare(
                     name,
                     &PrepareOptions { from_dir: None, offline: opts.offline, progress: opts.progress },
                 )
                 .with_context(|| format!("preparing data set {name} (run `md4 data {name}` first)"))?;
-                let train_file = Arc::new(prepared.open(train_split)?);
-                let vocab = train_file.vocab() as i64;
+                let sub = vocab.as_ref().map(md4_data::SubVocab::load).transpose()?;
+                let open = |split: &str| match &sub {
+                    Some(v) => v.open_split(&prepared, split),
+                    None => prepared.open(split),
+                };
+                let train_file = Arc::new(open(train_split)?);
+                let vocab_size = train_file.vocab() as i64;
                 let train = Self::train_of(&train_file, seq_len)?;
                 let eval = match eval_split {
-                    Some(split) => Some(Self::eval_of(Arc::new(prepared.open(split)?), seq_len)?),
+                    Some(split) => Some(Self::eval_of(Arc::new(open(split)?), seq_len)?),
                     None => None,
                 };
-                let description = format!("{name} ({train_split}, {} tokens)", train_file.len());
+                let mut description = format!("{name} ({train_split}, {} tokens)", train_file.len());
+                if let Some(v) = vocab {
+                    description += &format!(", {}", v.describe());
+                }
+                let vocab = vocab_size;
                 Ok(Self { vocab, seq_len, description, train, eval })
             }
             DataConfig::Text { path, holdout } => {

@@ -35,7 +35,7 @@ fn main() -> Result<()> {
     let device = args.common.device()?;
     let suite: SuiteConfig = load_config(&root, "table2", args.common.scale)?;
     let template = suite.row("md4-linear")?.clone();
-    let (seqs, data) = suite::eval_sequences(&suite.eval)?;
+    let (seqs, data) = suite::eval_sequences(&suite.eval, suite.sub_vocab()?.as_ref())?;
     let dir = ArtifactDir::resolve(args.common.out.as_deref(), "ablate-schedules", args.common.scale);
     dir.create()?;
     let unit = Unit::BitsPerChar;

@@ -73,6 +73,7 @@ fn main() -> Result<()> {
     let model_dir = suite::run_dir(&cfg.suite, scale, &cfg.model);
     suite::ensure_trained(&suite_cfg, suite_cfg.row(&cfg.model)?, &model_dir, device)?;
     let model = suite::load(&model_dir, device)?;
+    let codec = md4_data::Gpt2Codec::new(model.cfg.data.sub_vocab())?;
     let judge = match &cfg.judge {
         JudgeSpec::Suite { slug } => {
             let d = suite::run_dir(&cfg.suite, scale, slug);
@@ -83,7 +84,7 @@ fn main() -> Result<()> {
     };
     eprintln!("fig8 ({scale}): judge = {}", judge.describe());
 
-    let (reference, _) = suite::eval_sequences(&cfg.reference)?;
+    let (reference, _) = suite::eval_sequences(&cfg.reference, suite_cfg.sub_vocab()?.as_ref())?;
     if reference.size()[1] != cfg.seq_len {
         bail!("the reference chunks must have the sample length {}", cfg.seq_len);
     }
@@ -145,13 +146,12 @@ fn main() -> Result<()> {
                 network_calls: out.network_calls,
             });
             if steps == *cfg.steps.last().expect("steps") {
-                let first: Vec<u32> =
-                    Vec::<i64>::try_from(&out.tokens.get(0))?.into_iter().map(|t| t as u32).collect();
+                let first: Vec<i64> = Vec::<i64>::try_from(&out.tokens.get(0))?;
                 writeln!(
                     samples_md,
                     "## {} — T = {steps} (gen. PPL {ppl:.1}, entropy {entropy:.2} nats)\n\n```text\n{}\n```\n",
                     spec.name,
-                    md4_data::gpt2_decode(&first)?
+                    codec.decode(&first)?
                 )?;
             }
         }

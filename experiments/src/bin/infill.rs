@@ -54,6 +54,7 @@ fn main() -> Result<()> {
     suite::ensure_trained(&suite_cfg, suite_cfg.row("md4")?, &run_dir, device)?;
     let model = suite::load(&run_dir, device)?;
     let seq_len = model.cfg.train.seq_len;
+    let codec = md4_data::Gpt2Codec::new(model.cfg.data.sub_vocab())?;
     let settings = [
         ("uniform grid, f32 Gumbel", Grid::Uniform, Precision::F32Gumbel),
         ("cosine grid, f32 Gumbel", Grid::Cosine, Precision::F32Gumbel),
@@ -67,8 +68,8 @@ fn main() -> Result<()> {
     let mut csv =
         String::from("prompt,setting,sample,generated_tokens,span_bits_per_token,network_calls,wall_s\n");
     for (p, (prefix, suffix)) in PROMPTS.iter().enumerate() {
-        let pre: Vec<i64> = md4_data::gpt2_encode(prefix).into_iter().map(i64::from).collect();
-        let suf: Vec<i64> = md4_data::gpt2_encode(&format!(" {suffix}")).into_iter().map(i64::from).collect();
+        let pre = codec.encode(prefix);
+        let suf = codec.encode(&format!(" {suffix}"));
         let cond = Conditioning::infill(&pre, &suf, seq_len, args.num, device).map_err(|e| anyhow!(e))?;
         let free = cond.fixed.logical_not();
         let n_free = free.get(0).sum(Kind::Int64).int64_value(&[]);
@@ -87,10 +88,7 @@ fn main() -> Result<()> {
             for i in 0..args.num {
                 let row: Vec<i64> = Vec::try_from(&out.tokens.get(i))?;
                 // One sample per line: newlines inside the text are shown as ⏎.
-                let decode = |r: &[i64]| {
-                    md4_data::gpt2_decode(&r.iter().map(|&t| t as u32).collect::<Vec<_>>())
-                        .map(|s| s.replace('\n', "⏎"))
-                };
+                let decode = |r: &[i64]| codec.decode(r).map(|s| s.replace('\n', "⏎"));
                 let (a, rest) = row.split_at(pre.len());
                 let (mid, b) = rest.split_at(rest.len() - suf.len());
                 let bits = nats.double_value(&[i]) / (n_free as f64 * std::f64::consts::LN_2);

@@ -39,7 +39,7 @@ fn main() -> Result<()> {
     let paper = PaperTables::load(&workspace_root().join("results/paper.yaml"))?;
     let dir = ArtifactDir::resolve(args.common.out.as_deref(), "table1", scale);
     dir.create()?;
-    let columns = zeroshot::load_columns(&cfg)?;
+    let columns = zeroshot::load_columns(&cfg, &suite_cfg)?;
     let title = format!("Zero-shot perplexity — {}", cfg.description);
     let mut matrix = zeroshot::matrix(&title, &cfg, paper.table("table1")?.rows.clone());
     let (mut outputs, mut results) = (vec![], vec![]);

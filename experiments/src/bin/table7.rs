@@ -39,7 +39,7 @@ fn main() -> Result<()> {
     let dir = ArtifactDir::resolve(args.common.out.as_deref(), "table7", scale);
     dir.create()?;
     let (name, run_dir, loaded) = zeroshot::trained_row(&suite_cfg, &cfg.suite, scale, "md4", device)?;
-    let columns = zeroshot::load_columns(&cfg)?;
+    let columns = zeroshot::load_columns(&cfg, &suite_cfg)?;
     let title = format!("Finite-T vs continuous bound, {name} — {}", cfg.description);
     let mut matrix = zeroshot::matrix(&title, &cfg, paper.table("table7")?.rows.clone());
     let mut estimators: Vec<(String, String, Estimator)> =

@@ -38,7 +38,7 @@ fn main() -> Result<()> {
     let run_dir = suite::run_dir("table2", args.common.scale, &row.slug);
     suite::ensure_trained(&suite, row, &run_dir, device)?;
     let loaded = suite::load(&run_dir, device)?;
-    let (seqs, data) = suite::eval_sequences(&suite.eval)?;
+    let (seqs, data) = suite::eval_sequences(&suite.eval, suite.sub_vocab()?.as_ref())?;
     let dir = ArtifactDir::resolve(args.common.out.as_deref(), "table7-text8", args.common.scale);
     dir.create()?;
 
