@@ -174,32 +174,64 @@ pub fn eval_sequences(spec: &EvalSpec, vocab: Option<&SubVocabSpec>) -> Result<(
     Ok((seqs, protocol))
 }
 
-/// The unigram yardsticks of the suite's evaluation split under the table, in `unit`: the
-/// split's own plug-in entropy and the cross-entropy under the training split's frequencies
-/// (add-one over the model's vocabulary) — where a model that learnt no context sits.
-pub fn unigram_footer(suite: &SuiteConfig, unit: md4_eval::Unit) -> Result<String> {
-    let cfg = suite.run_config(suite.reference_row()?)?;
+/// How a run's tokens are written as bytes for the compressor yardsticks: text as its UTF-8
+/// (text8: a–z and space; GPT-2 and its sub-vocabularies: the decoded bytes), images as their
+/// sub-pixel bytes.
+pub fn token_bytes(cfg: &RunConfig) -> Result<Box<dyn Fn(&[i64]) -> Result<Vec<u8>>>> {
+    let size = cfg.model.vocab().size();
+    if cfg.data.sub_vocab().is_some() || size == md4_core::Vocab::gpt2().size() {
+        let codec = md4_data::Gpt2Codec::new(cfg.data.sub_vocab())?;
+        return Ok(Box::new(move |t: &[i64]| codec.decode_bytes(t)));
+    }
+    let to_u8 = |t: &[i64], top: i64| -> Result<Vec<u8>> {
+        t.iter()
+            .map(|&x| {
+                u8::try_from(x).ok().filter(|&b| (b as i64) < top).context("token outside the byte range")
+            })
+            .collect()
+    };
+    if size == md4_core::Vocab::text8().size() {
+        return Ok(Box::new(move |t: &[i64]| Ok(md4_data::text8_decode(&to_u8(t, 27)?).into_bytes())));
+    }
+    if size == md4_core::Vocab::pixels().size() {
+        return Ok(Box::new(move |t: &[i64]| to_u8(t, 256)));
+    }
+    bail!("no byte form for a {size}-token vocabulary (text8, GPT-2 and sub-pixel data have one)")
+}
+
+/// The reference yardsticks of scored sequences `seqs` (`[S, N]`, from `spec`): the unigram
+/// model and gzip, bzip2 and xz on the same tokens as bytes, alone and given the training split
+/// of the suite's data (`cfg`, a run config of the suite).
+pub fn references(cfg: &RunConfig, spec: &EvalSpec, seqs: &Tensor) -> Result<md4_eval::References> {
     let md4_train::DataConfig::Dataset { name, train_split, .. } = &cfg.data else {
-        bail!("the unigram yardsticks need a registry data set");
+        bail!("the reference yardsticks need a registry data set");
     };
-    let vocab_spec = cfg.data.sub_vocab();
-    let read = |split: &str| -> Result<Vec<i64>> {
-        let file = open_split(name, split, vocab_spec)?;
-        let mut tokens = vec![0i64; file.len() as usize];
-        file.read_i64(0, &mut tokens);
-        Ok(tokens)
-    };
-    let vocab = cfg.model.vocab().size() as usize;
-    let (train, test) = (read(train_split)?, read(&suite.eval.split)?);
-    let u = md4_eval::unigram(&train, &test, vocab)?;
-    let (h, x) = (unit.from_nats(u.entropy_nats), unit.from_nats(u.cross_entropy_nats));
-    Ok(format!(
-        "Unigram yardsticks of {} {} ({} tokens): its own token frequencies (plug-in entropy) {h:.3} {label}; the {train_split} split's frequencies (add-one over {vocab} tokens) {x:.3} {label}. A model that learnt frequencies and no context scores about the second.",
-        name,
-        suite.eval.split,
-        test.len(),
-        label = unit.label()
-    ))
+    let vocab = cfg.data.sub_vocab();
+    let file = open_split(name, train_split, vocab)?;
+    let mut train = vec![0i64; file.len() as usize];
+    file.read_i64(0, &mut train);
+    let test: Vec<i64> = Vec::try_from(&seqs.flatten(0, -1).to_kind(Kind::Int64))?;
+    let bytes = token_bytes(cfg)?;
+    let (train_bytes, test_bytes) = (bytes(&train)?, bytes(&test)?);
+    eprintln!(
+        "   reference yardsticks: unigram, gzip, bzip2, xz on {} bytes (given {} training bytes)",
+        test_bytes.len(),
+        train_bytes.len()
+    );
+    let mut items = vec![md4_eval::unigram_yardstick(&train, &test, cfg.model.vocab().size() as usize)?];
+    items.extend(md4_eval::compressor_yardsticks(Some(&train_bytes), &test_bytes, test.len())?);
+    let (s, n) = seqs.size2()?;
+    Ok(md4_eval::References {
+        scored: format!(
+            "the {s} scored {n}-token sequences of {} {} ({} tokens, {} bytes)",
+            spec.dataset,
+            spec.split,
+            test.len(),
+            test_bytes.len()
+        ),
+        train: format!("{name} {train_split} ({} tokens, {} bytes)", train.len(), train_bytes.len()),
+        items,
+    })
 }
 
 /// Which bound to evaluate.
@@ -359,7 +391,7 @@ pub struct LikelihoodTable<'a> {
     /// Where the paper column comes from and how comparable it is.
     pub paper_note: &'a str,
     /// Print the evaluation split's unigram yardsticks under the table.
-    pub unigram_footer: bool,
+    pub references: bool,
 }
 
 /// Train (or reuse) every row of `artifact`'s suite at `args.scale` (only `only` when not
@@ -445,8 +477,9 @@ pub fn likelihood_table(spec: &LikelihoodTable, args: &crate::ArtifactArgs, only
         curves.extend(validation_series(&row.name, &run_dir)?);
     }
     push_paired(&mut table, scored, &reference.slug, unit)?;
-    if spec.unigram_footer {
-        table.footer.push(unigram_footer(&suite, unit)?);
+    if spec.references {
+        let cfg = suite.run_config(reference)?;
+        table.references.push((references(&cfg, &suite.eval, &seqs)?, unit));
     }
     let curves = LinePlot::new(spec.curve_title, "training step", spec.curve_ylabel, curves);
     let notes = vec![

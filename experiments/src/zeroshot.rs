@@ -178,6 +178,7 @@ pub fn matrix(title: &str, cfg: &ZeroShotConfig, paper_rows: Vec<md4_eval::table
         rows: vec![],
         paper_rows,
         delta_reference: None,
+        references: vec![],
     }
 }
 

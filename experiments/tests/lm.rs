@@ -67,6 +67,12 @@ fn language_model_artifacts_at_smoke_scale() {
     for row in ["| MD4 | ≤ ", "| GenMD4 | ≤ ", "| SEDD absorb | ≤ ", "| AR transformer | "] {
         assert!(table5.contains(row), "table5 lacks {row:?}:\n{table5}");
     }
+    // Reference yardsticks under the table, in perplexity, on the sub-vocabulary's tokens.
+    for r in ["References, not models", "| unigram | ", "| gzip | ", "| bzip2 | ", "| xz | "] {
+        assert!(table5.contains(r), "table5 lacks {r:?}:\n{table5}");
+    }
+    let card = std::fs::read_to_string(t5.join("cards/md4.yaml")).unwrap();
+    assert!(card.contains("1024 tokens") && card.contains("sub-vocabulary"), "table5 card: {card}");
 
     let t1 = run("table1", env!("CARGO_BIN_EXE_table1"), &scratch);
     let c1 = cells(&t1.join("cells.csv"));
@@ -85,6 +91,12 @@ fn language_model_artifacts_at_smoke_scale() {
     }
     let card = std::fs::read_to_string(t1.join("cards/md4-ptb.yaml")).unwrap();
     assert!(card.contains("n_sequences: 8"), "PTB card: {card}");
+    // One block of four references (unigram, gzip, bzip2, xz) per scored column.
+    let refs = std::fs::read_to_string(t1.join("references.csv")).unwrap();
+    assert_eq!(refs.lines().count(), 1 + 3 * 4, "{refs}");
+    for line in refs.lines().skip(1) {
+        assert!(line.contains(",perplexity,"), "{line}");
+    }
 
     let t7 = run("table7", env!("CARGO_BIN_EXE_table7"), &scratch);
     let c7 = cells(&t7.join("cells.csv"));

@@ -248,6 +248,22 @@ impl Gpt2Codec {
             Self::Sub(v) => v.encode(text).into_iter().map(i64::from).collect(),
         }
     }
+    /// The exact bytes of the tokens (no replacement of split multi-byte characters).
+    pub fn decode_bytes(&self, ids: &[i64]) -> Result<Vec<u8>> {
+        let gpt2 = match self {
+            Self::Full => ids
+                .iter()
+                .map(|&t| {
+                    u32::try_from(t)
+                        .ok()
+                        .filter(|&t| t < GPT2_VOCAB)
+                        .ok_or_else(|| anyhow!("token {t} is not a GPT-2 id"))
+                })
+                .collect::<Result<Vec<_>>>()?,
+            Self::Sub(v) => v.to_gpt2(ids)?,
+        };
+        tiktoken_rs::r50k_base_singleton().decode_bytes(&gpt2).map_err(|e| anyhow!("{e:?}"))
+    }
     pub fn decode(&self, ids: &[i64]) -> Result<String> {
         match self {
             Self::Full => {

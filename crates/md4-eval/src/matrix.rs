@@ -49,6 +49,9 @@ pub struct Matrix {
     pub paper_rows: Vec<PaperRow>,
     /// (reference row's method, difference label) when the rows carry paired differences.
     pub delta_reference: Option<(String, String)>,
+    /// Reference yardsticks per column (column name, values, unit): rendered under the matrix
+    /// and written to `references.csv`, never ranked with the rows.
+    pub references: Vec<(String, crate::References, crate::Unit)>,
 }
 
 /// Column names of `cells.csv`, in order.
@@ -184,6 +187,10 @@ impl Matrix {
                 out.push('\n');
             }
         }
+        for (column, refs, unit) in &self.references {
+            out.push_str(&format!("\n### {column}: reference yardsticks\n\n"));
+            out.push_str(&refs.to_markdown(*unit, self.decimals));
+        }
         if !reasons.is_empty() {
             out.push('\n');
             for (i, r) in reasons.iter().enumerate() {
@@ -200,6 +207,20 @@ impl Matrix {
         std::fs::write(&md, self.to_markdown()).with_context(|| format!("writing {}", md.display()))?;
         let csv = dir.join("cells.csv");
         write_csv(&mut self.to_dataframe()?, &csv)?;
+        if !self.references.is_empty() {
+            let mut text = String::from("column,");
+            for (i, (column, refs, unit)) in self.references.iter().enumerate() {
+                for (j, line) in refs.to_csv(*unit).lines().enumerate() {
+                    if j > 0 {
+                        text.push_str(&format!("\"{column}\",{line}\n"));
+                    } else if i == 0 {
+                        text.push_str(&format!("{line}\n"));
+                    }
+                }
+            }
+            let path = dir.join("references.csv");
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
         Ok((md, csv))
     }
 }
@@ -239,6 +260,7 @@ mod tests {
                 values: [("ptb".to_string(), PaperValue { value: 102.26, bound: true, note: None })].into(),
             }],
             delta_reference: None,
+            references: vec![],
         };
         let md = m.to_markdown();
         assert!(md.contains("| MD4 | n/a [1] | ≤ 812.3 ± 5.0 | 40.0 (SE n/a) | n\\|b |"), "{md}");
@@ -272,6 +294,7 @@ mod tests {
             rows: vec![row("MD4", vec![None, None]), row("SEDD", vec![Some(delta), None])],
             paper_rows: vec![],
             delta_reference: Some(("MD4".into(), "ln PPL".into())),
+            references: vec![],
         };
         let md = m.to_markdown();
         assert!(md.contains("### Δ vs MD4 (ln PPL, paired, same sequences and draws)"), "{md}");

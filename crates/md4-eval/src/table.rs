@@ -207,6 +207,9 @@ pub struct Table {
     pub delta_column: Option<(String, String)>,
     /// Lines printed under the table (e.g. the unigram yardsticks of the evaluation split).
     pub footer: Vec<String>,
+    /// Reference yardsticks (unigram, compressors) on the scored tokens, in the given unit;
+    /// rendered under the table and written to `references.csv`, never ranked with the rows.
+    pub references: Vec<(crate::References, Unit)>,
 }
 
 /// Column names of `rows.csv`, in order.
@@ -226,7 +229,14 @@ pub const CSV_COLUMNS: [&str; 11] = [
 
 impl Table {
     pub fn new(title: &str, decimals: usize) -> Self {
-        Self { title: title.into(), decimals, rows: Vec::new(), delta_column: None, footer: Vec::new() }
+        Self {
+            title: title.into(),
+            decimals,
+            rows: Vec::new(),
+            delta_column: None,
+            footer: Vec::new(),
+            references: Vec::new(),
+        }
     }
 
     /// Add the column `Δ vs <reference> (<unit>, paired)`; rows carry their [`Delta`].
@@ -317,6 +327,10 @@ impl Table {
                 out.push_str(&format!("{line}\n"));
             }
         }
+        for (refs, unit) in &self.references {
+            out.push('\n');
+            out.push_str(&refs.to_markdown(*unit, self.decimals));
+        }
         Ok(out)
     }
 
@@ -327,6 +341,20 @@ impl Table {
         std::fs::write(&md, self.to_markdown()?).with_context(|| format!("writing {}", md.display()))?;
         let csv = dir.join("rows.csv");
         write_csv(&mut self.to_dataframe()?, &csv)?;
+        if !self.references.is_empty() {
+            let mut text = String::from("scored,");
+            for (i, (refs, unit)) in self.references.iter().enumerate() {
+                for (j, line) in refs.to_csv(*unit).lines().enumerate() {
+                    if j > 0 {
+                        text.push_str(&format!("\"{}\",{line}\n", refs.scored.replace('"', "'")));
+                    } else if i == 0 {
+                        text.push_str(&format!("{line}\n"));
+                    }
+                }
+            }
+            let path = dir.join("references.csv");
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
         Ok((md, csv))
     }
 }

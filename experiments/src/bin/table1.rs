@@ -19,6 +19,7 @@ use clap::Parser;
 use experiments::suite::{self, Estimator};
 use experiments::zeroshot::{self, ZeroShotConfig};
 use experiments::{ArtifactArgs, ArtifactDir, Run, workspace_root};
+use md4_eval::Unit;
 use md4_eval::table::PaperTables;
 
 /// Table 1: zero-shot perplexity of the table5 models on held-out evaluation sets.
@@ -90,6 +91,14 @@ fn main() -> Result<()> {
         );
         results.push(row_results);
         matrix.rows.push(zeroshot::matrix_row(&name, cells, notes));
+    }
+    // Reference yardsticks per scored column, given the models' training split.
+    let ref_cfg = suite_cfg.run_config(suite_cfg.reference_row()?)?;
+    for column in &columns {
+        if let (Some(spec), Some((seqs, _))) = (&column.column.eval, &column.data) {
+            let refs = suite::references(&ref_cfg, spec, seqs)?;
+            matrix.references.push((column.column.name.clone(), refs, Unit::Perplexity));
+        }
     }
     // Every row against the first (MD4), column by column, on common random numbers.
     let reference = matrix.rows.first().map(|r| r.method.clone()).unwrap_or_default();

@@ -40,7 +40,7 @@ fn main() -> Result<()> {
         curve_title: "text8 validation bits per character (EMA weights) during training",
         curve_ylabel: "validation BPC (bound; exact for AR)",
         paper_note: "paper column: arXiv v4 Table 2 (text8, 100M characters, 12-layer models, 1M steps); small-scale numbers are not comparable in value, only in ordering",
-        unigram_footer: true,
+        references: true,
     };
     likelihood_table(&spec, &args.common, &args.rows)
 }

@@ -41,7 +41,7 @@ fn main() -> Result<()> {
         curve_title: "validation bits per token (EMA weights) during training",
         curve_ylabel: "validation bits/token (bound; exact for AR)",
         paper_note: "paper column: arXiv v4 Table 5 (OpenWebText, 2% held-out blocks, 12-layer models, 1M steps × 512 × 1024 tokens); small-scale numbers are not comparable in value, only in ordering",
-        unigram_footer: true,
+        references: true,
     };
     likelihood_table(&spec, &args.common, &args.rows)
 }
