@@ -31,6 +31,15 @@ impl Scale {
             Self::Paper => "paper",
         }
     }
+
+    /// How much of the training split the "given train" compressor references condition on:
+    /// all of it, except at smoke scale (CI), where the last 1 MiB keeps xz's cost to seconds.
+    pub fn reference_train_cap(&self) -> Option<usize> {
+        match self {
+            Self::Smoke => Some(1 << 20),
+            Self::Small | Self::Paper => None,
+        }
+    }
 }
 
 impl fmt::Display for Scale {

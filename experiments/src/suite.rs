@@ -201,8 +201,14 @@ pub fn token_bytes(cfg: &RunConfig) -> Result<Box<dyn Fn(&[i64]) -> Result<Vec<u
 
 /// The reference yardsticks of scored sequences `seqs` (`[S, N]`, from `spec`): the unigram
 /// model and gzip, bzip2 and xz on the same tokens as bytes, alone and given the training split
-/// of the suite's data (`cfg`, a run config of the suite).
-pub fn references(cfg: &RunConfig, spec: &EvalSpec, seqs: &Tensor) -> Result<md4_eval::References> {
+/// of the suite's data (`cfg`, a run config of the suite; the compressors see only its last
+/// `train_cap` bytes when given, see [`crate::Scale::reference_train_cap`]).
+pub fn references(
+    cfg: &RunConfig,
+    spec: &EvalSpec,
+    seqs: &Tensor,
+    train_cap: Option<usize>,
+) -> Result<md4_eval::References> {
     let md4_train::DataConfig::Dataset { name, train_split, .. } = &cfg.data else {
         bail!("the reference yardsticks need a registry data set");
     };
@@ -212,7 +218,11 @@ pub fn references(cfg: &RunConfig, spec: &EvalSpec, seqs: &Tensor) -> Result<md4
     file.read_i64(0, &mut train);
     let test: Vec<i64> = Vec::try_from(&seqs.flatten(0, -1).to_kind(Kind::Int64))?;
     let bytes = token_bytes(cfg)?;
-    let (train_bytes, test_bytes) = (bytes(&train)?, bytes(&test)?);
+    let (mut train_bytes, test_bytes) = (bytes(&train)?, bytes(&test)?);
+    let whole = train_bytes.len();
+    if let Some(cap) = train_cap.filter(|&c| c < whole) {
+        train_bytes.drain(..whole - cap);
+    }
     eprintln!(
         "   reference yardsticks: unigram, gzip, bzip2, xz on {} bytes (given {} training bytes)",
         test_bytes.len(),
@@ -229,7 +239,15 @@ pub fn references(cfg: &RunConfig, spec: &EvalSpec, seqs: &Tensor) -> Result<md4
             test.len(),
             test_bytes.len()
         ),
-        train: format!("{name} {train_split} ({} tokens, {} bytes)", train.len(), train_bytes.len()),
+        train: if train_bytes.len() < whole {
+            format!(
+                "the last {} of the {whole} bytes of {name} {train_split} for the compressors (smoke scale), all {} tokens for the unigram",
+                train_bytes.len(),
+                train.len()
+            )
+        } else {
+            format!("{name} {train_split} ({} tokens, {whole} bytes)", train.len())
+        },
         items,
     })
 }
@@ -479,7 +497,8 @@ pub fn likelihood_table(spec: &LikelihoodTable, args: &crate::ArtifactArgs, only
     push_paired(&mut table, scored, &reference.slug, unit)?;
     if spec.references {
         let cfg = suite.run_config(reference)?;
-        table.references.push((references(&cfg, &suite.eval, &seqs)?, unit));
+        let refs = references(&cfg, &suite.eval, &seqs, args.scale.reference_train_cap())?;
+        table.references.push((refs, unit));
     }
     let curves = LinePlot::new(spec.curve_title, "training step", spec.curve_ylabel, curves);
     let notes = vec![

@@ -100,7 +100,9 @@ fn main() -> Result<()> {
         "the paper proves the continuous bound is schedule-invariant for a fixed denoiser (§3.2); schedules differ through the training signal's variance and weighting".into(),
     ];
     let cfg = suite.run_config(&template)?;
-    table.references.push((suite::references(&cfg, &suite.eval, &seqs)?, unit));
+    table
+        .references
+        .push((suite::references(&cfg, &suite.eval, &seqs, args.common.scale.reference_train_cap())?, unit));
     suite::finish_table(&run, &dir, device, &table, Some(curves), data, notes, outputs)?;
     Ok(())
 }

@@ -96,7 +96,7 @@ fn main() -> Result<()> {
     let ref_cfg = suite_cfg.run_config(suite_cfg.reference_row()?)?;
     for column in &columns {
         if let (Some(spec), Some((seqs, _))) = (&column.column.eval, &column.data) {
-            let refs = suite::references(&ref_cfg, spec, seqs)?;
+            let refs = suite::references(&ref_cfg, spec, seqs, scale.reference_train_cap())?;
             matrix.references.push((column.column.name.clone(), refs, Unit::Perplexity));
         }
     }

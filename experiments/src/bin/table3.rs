@@ -68,7 +68,9 @@ fn main() -> Result<()> {
             data.n_sequences, data.dataset, data.sequence_length
         );
         let ref_cfg = suite_cfg.run_config(suite_cfg.reference_row()?)?;
-        table.references.push((suite::references(&ref_cfg, &suite_cfg.eval, &seqs)?, unit));
+        table
+            .references
+            .push((suite::references(&ref_cfg, &suite_cfg.eval, &seqs, scale.reference_train_cap())?, unit));
         let rows: Vec<_> =
             suite_cfg.rows.iter().filter(|r| args.rows.is_empty() || args.rows.contains(&r.slug)).collect();
         let mut scored = vec![];

@@ -98,7 +98,10 @@ fn main() -> Result<()> {
         suite::paired_note(reference),
         "paper Table 7 (MD4-S on OWT, zero-shot perplexity; e.g. PTB ≤ 105.2 / 102.5 / 102.4 / 102.3 for T = 100 / 1000 / 10000 / ∞) has no text8 counterpart, so the Paper column is empty; the expected ordering is continuous ≤ T=10000 ≤ T=1000 ≤ T=100".into(),
     ];
-    table.references.push((suite::references(&loaded.cfg, &suite.eval, &seqs)?, unit));
+    table.references.push((
+        suite::references(&loaded.cfg, &suite.eval, &seqs, args.common.scale.reference_train_cap())?,
+        unit,
+    ));
     suite::finish_table(&run, &dir, device, &table, None, data, notes, outputs)?;
     Ok(())
 }
