@@ -311,6 +311,10 @@ impl Table {
             let mut cells = vec![method.get(i).unwrap_or(""), ours_cell.as_str(), unit.get(i).unwrap_or("")];
             let delta_cell = match (&self.delta_column, self.rows[i].delta) {
                 (Some((reference, _)), _) if self.rows[i].method == *reference => "reference".to_string(),
+                // Differences of ln PPL are small numbers whatever the perplexities' digits.
+                (Some((_, label)), Some(delta)) if label == Unit::Perplexity.difference_label() => {
+                    delta.render(d.max(3))
+                }
                 (_, Some(delta)) => delta.render(d),
                 _ => "–".to_string(),
             };
@@ -429,6 +433,19 @@ tables:
 | GenMD4 | – | BPC | – | not run at smoke scale |
 ";
         assert_eq!(small_table().to_markdown().unwrap(), expected);
+    }
+
+    #[test]
+    fn ln_ppl_differences_keep_three_decimals_in_a_one_decimal_table() {
+        let mut table = Table::new("ppl", 1).with_delta_column("MD4", Unit::Perplexity);
+        let d = Delta { mean: -0.4241, se: 0.0123, resolved: true };
+        table.push(Row::new("MD4", None, "PPL", None, ""));
+        table.push(Row::new("GenMD4", None, "PPL", None, "").with_delta(Some(d)));
+        let md = table.to_markdown().unwrap();
+        assert!(
+            md.contains("| -0.424 ± 0.012 (resolved) |") || md.contains("| −0.424 ± 0.012 (resolved) |"),
+            "{md}"
+        );
     }
 
     #[test]
