@@ -264,22 +264,9 @@ impl Gpt2Codec {
         };
         tiktoken_rs::r50k_base_singleton().decode_bytes(&gpt2).map_err(|e| anyhow!("{e:?}"))
     }
+    /// Text of the tokens (split multi-byte characters become U+FFFD, as `gpt2_decode`).
     pub fn decode(&self, ids: &[i64]) -> Result<String> {
-        match self {
-            Self::Full => {
-                let ids = ids
-                    .iter()
-                    .map(|&t| {
-                        u32::try_from(t)
-                            .ok()
-                            .filter(|&t| t < GPT2_VOCAB)
-                            .ok_or_else(|| anyhow!("token {t} is not a GPT-2 id"))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                crate::bpe::gpt2_decode(&ids)
-            }
-            Self::Sub(v) => v.decode(ids),
-        }
+        Ok(String::from_utf8_lossy(&self.decode_bytes(ids)?).into_owned())
     }
 }
 
