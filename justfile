@@ -10,9 +10,9 @@ export LD_LIBRARY_PATH := LIBTORCH / "lib"
 default:
     @just --list
 
-# install libtorch 2.11.0 from the torch wheel into a cached virtual environment (no-op when present)
-setup:
-    @bash scripts/setup.sh
+# install libtorch 2.11.0 from the torch wheel into a cached virtual environment (no-op when present); --gpu adds its CUDA libraries (automatic when nvidia-smi lists a GPU)
+setup *args:
+    @bash scripts/setup.sh {{args}}
 
 # build every crate and binary
 build: setup
@@ -55,3 +55,11 @@ bench what *args: setup
     @case "{{what}}" in train-step|eval|sample) ;; *) echo "unknown benchmark '{{what}}' (expected train-step, eval or sample)" >&2; exit 2;; esac
     @if [ "{{what}}" = train-step ]; then bash scripts/setup.sh --full; fi
     cargo run -q -p md4-train --example bench -- {{what}} --python "{{venv}}/bin/python" {{args}}
+
+# pack the binaries the GPU check runs (stripped, xz) into gpu-pack/ for a GPU machine without Rust
+gpu-pack: setup
+    bash scripts/gpu-pack.sh
+
+# the prepared GPU check (on a machine with an NVIDIA GPU and torch 2.11.0; see scripts/gpu-check.sh)
+gpu-check:
+    bash scripts/gpu-check.sh

@@ -69,19 +69,15 @@ pub struct ArtifactArgs {
     /// Output directory [default: results/<artifact>/<scale>/ under the workspace root].
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Device for training, evaluation and sampling: cpu or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    pub device: String,
-    /// CPU threads for libtorch [default: OMP_NUM_THREADS, else every physical core].
-    #[arg(long)]
-    pub threads: Option<usize>,
+    /// Device for training, evaluation and sampling, and libtorch's CPU threads.
+    #[command(flatten)]
+    pub device: md4_torch::DeviceArgs,
 }
 
 impl ArtifactArgs {
-    /// The device of `--device`, with libtorch's thread count set from `--threads`.
+    /// Open `--device` (loading CUDA when asked) and set libtorch's thread count.
     pub fn device(&self) -> anyhow::Result<tch::Device> {
-        md4_models::compute::set_threads(self.threads);
-        md4_train::parse_device(&self.device)
+        self.device.open()
     }
 }
 

@@ -11,7 +11,7 @@ use md4_core::forward::antithetic_times;
 use md4_core::units::nats_to_bits;
 use md4_eval::{EvalConfig, EvalSequences, evaluate};
 use md4_train::config::DataConfig;
-use md4_train::{Data, EvalSet, load_run_with, parse_device};
+use md4_train::{Data, EvalSet, load_run_with};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,9 +46,8 @@ pub struct EvalArgs {
     /// streams; prints the paired difference this − other with its standard error.
     #[arg(long)]
     compare: Option<PathBuf>,
-    /// Device: cpu or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    device: md4_torch::DeviceArgs,
     #[command(flatten)]
     compute: crate::ComputeArgs,
     /// Print one JSON object instead of text.
@@ -104,7 +103,7 @@ fn eval_set(data: &DataConfig, split: Option<&str>, seq_len: i64) -> Result<(Eva
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
-    let device = parse_device(&a.device)?;
+    let device = a.device.open()?;
     let loaded = load_run_with(&a.run_dir, device, a.compute.apply())?;
     let cfg = &loaded.cfg;
     if !a.json {

@@ -18,8 +18,8 @@ mod sample;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use md4_train::TrainOptions;
 use md4_train::config::{DataConfig, RunConfig};
-use md4_train::{TrainOptions, parse_device};
 use std::path::{Path, PathBuf};
 
 /// Masked discrete diffusion (MD4 / GenMD4, Shi et al. 2024) on libtorch.
@@ -68,9 +68,8 @@ struct TrainArgs {
     /// Fraction of --data, taken from its end, held out for validation.
     #[arg(long, default_value_t = 0.05)]
     holdout: f64,
-    /// Device: cpu or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    device: md4_torch::DeviceArgs,
     #[command(flatten)]
     compute: ComputeArgs,
     /// Stop (with a checkpoint) after this many updates; run again to continue.
@@ -92,9 +91,22 @@ struct InfoArgs {
     /// A run config (or a run's config.yaml) whose model to describe.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Override one value of --config by its dotted path, e.g. --set model.preset=md4-m-owt
+    /// (repeatable; the value is parsed as YAML).
+    #[arg(long = "set", value_name = "KEY=VALUE", requires = "config")]
+    sets: Vec<String>,
     /// List the preset names.
     #[arg(long)]
     list: bool,
+    /// Training memory per device at the config's batch (needs --config): exact state plus
+    /// activations measured by one CPU forward/backward pass, in the GPU's arithmetic.
+    #[arg(long, requires = "config")]
+    memory: bool,
+    /// Data-parallel devices sharing train.batch (with --memory).
+    #[arg(long, default_value_t = 1)]
+    world_size: i64,
+    #[command(flatten)]
+    compute: ComputeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -113,22 +125,18 @@ struct DataArgs {
     list: bool,
 }
 
-/// Arithmetic and threads, shared by `train`, `eval` and `sample`.
+/// Network arithmetic, shared by `train`, `eval` and `sample`.
 #[derive(Debug, clap::Args)]
 pub struct ComputeArgs {
     /// Network arithmetic: auto (bf16 where the device multiplies bf16 natively, else f32),
     /// f32 or bf16 [default: the run's train.precision]. Sets train.precision for `train`.
     #[arg(long, value_parser = md4_models::ComputePrecision::parse)]
     pub compute: Option<md4_models::ComputePrecision>,
-    /// CPU threads for libtorch [default: OMP_NUM_THREADS, else every physical core].
-    #[arg(long)]
-    pub threads: Option<usize>,
 }
 
 impl ComputeArgs {
-    /// Apply `--threads`; return the `--compute` override.
+    /// The `--compute` override.
     pub fn apply(&self) -> Option<md4_models::ComputePrecision> {
-        md4_models::compute::set_threads(self.threads);
         self.compute
     }
 }
@@ -180,7 +188,7 @@ fn resolve_train_config(a: &TrainArgs) -> Result<RunConfig> {
 fn train(a: TrainArgs) -> Result<()> {
     let cfg = resolve_train_config(&a)?;
     let opts = TrainOptions {
-        device: parse_device(&a.device)?,
+        device: a.device.open()?,
         progress: !a.quiet,
         stop_at: a.stop_at,
         offline: a.offline,
@@ -218,11 +226,36 @@ fn info(a: InfoArgs) -> Result<()> {
     }
     let model = match (&a.preset, &a.config) {
         (Some(name), _) => md4_models::preset(name)?,
-        (None, Some(path)) => RunConfig::load(path, &[])?.model,
+        (None, Some(path)) => RunConfig::load(path, &a.sets)?.model,
         (None, None) => bail!("give --preset NAME, --config FILE or --list"),
     };
     println!("{}", md4_models::describe(&model));
     println!("\n{}", serde_yaml::to_string(&model)?.trim_end());
+    if a.memory {
+        let path = a.config.as_deref().expect("clap requires --config with --memory");
+        let cfg = RunConfig::load(path, &a.sets)?;
+        let m = md4_train::memory::estimate(&cfg, a.world_size, a.compute.apply())?;
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        println!(
+            "\ntraining memory per device ({} devices, micro-batch {} × {} tokens, {}):",
+            a.world_size, m.micro_batch, m.seq_len, m.compute
+        );
+        let rows = [
+            (
+                format!("state: weights, gradients, AdamW moments, EMA (20 B × {} parameters)", m.params),
+                m.state_bytes,
+            ),
+            (
+                format!("activations: {:.3} GiB per sequence × {}", gib(m.per_sequence_bytes), m.micro_batch),
+                m.per_sequence_bytes * m.micro_batch as u64,
+            ),
+            ("per-step overhead (bf16 weight copies, workspaces)".into(), m.step_overhead_bytes),
+            ("total, without the CUDA context (≈ 0.5–1 GiB) and allocator slack".into(), m.total_bytes),
+        ];
+        for (what, bytes) in rows {
+            println!("  {what:<72} {:>8.2} GiB", gib(bytes));
+        }
+    }
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use clap::Args;
 use md4_core::sampler::{Conditioning, Grid, SamplerConfig};
 use md4_core::{Precision, Vocab};
 use md4_models::ModelConfig;
-use md4_train::{load_run_with, parse_device};
+use md4_train::load_run_with;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -52,9 +52,8 @@ pub struct SampleArgs {
     /// Seed of torch's RNG.
     #[arg(long, default_value_t = 0)]
     seed: i64,
-    /// Device: cpu or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
+    #[command(flatten)]
+    device: md4_torch::DeviceArgs,
     #[command(flatten)]
     compute: crate::ComputeArgs,
     /// Output file: text, or a PNG grid for image models. A JSON record goes to <out>.json.
@@ -134,7 +133,7 @@ pub fn run(a: SampleArgs) -> Result<()> {
     if let Some(p) = a.top_p {
         ensure!(p > 0.0 && p <= 1.0, "--top-p must lie in (0, 1]");
     }
-    let device = parse_device(&a.device)?;
+    let device = a.device.open()?;
     let loaded = load_run_with(&a.run_dir, device, a.compute.apply())?;
     let cfg = &loaded.cfg;
     let decoder = decoder_for(cfg)?;

@@ -1,12 +1,24 @@
 //! The `md4` binary end to end: help texts, config errors, and a tiny train → resume → eval →
 //! sample round trip on generated text (seconds on a CPU).
+//!
+//! Tests that need a GPU are `#[ignore]`d with the reason, so `cargo test` lists them as
+//! ignored instead of passing them silently; `scripts/gpu-check.sh` runs them with
+//! `MD4_TEST_DEVICE=cuda:0 … --ignored` on a machine that has one (and no Rust: `MD4_BIN` and
+//! `MD4_REPO` then point at the copied binary and working tree).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn md4(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_md4"))
+    md4_env(args, cwd, &[])
+}
+
+fn md4_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
+    let bin =
+        std::env::var_os("MD4_BIN").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_BIN_EXE_md4").into());
+    Command::new(bin)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(cwd)
         .env("MD4_DATA_DIR", cwd.join("data-cache"))
         .output()
@@ -18,20 +30,35 @@ fn text(o: &Output) -> (String, String) {
 }
 
 fn configs_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs")
+    match std::env::var_os("MD4_REPO") {
+        Some(repo) => PathBuf::from(repo).join("configs"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs"),
+    }
 }
 
 #[test]
 fn every_subcommand_has_help() {
     let dir = tempfile::tempdir().unwrap();
     for (sub, flags) in [
-        ("train", &["--config", "--set", "--run-dir", "--data", "--vocab", "--device"][..]),
+        (
+            "train",
+            &[
+                "--config",
+                "--set",
+                "--run-dir",
+                "--data",
+                "--vocab",
+                "--device",
+                "--deterministic",
+                "--threads",
+            ][..],
+        ),
         ("eval", &["--run-dir", "--passes", "--steps", "--split", "--json", "--compare"]),
         (
             "sample",
             &["--run-dir", "--steps", "--grid", "--precision", "--top-p", "--prompt", "--suffix", "--out"],
         ),
-        ("info", &["--preset"]),
+        ("info", &["--preset", "--memory", "--world-size"]),
         ("data", &["--from", "--offline", "--list"]),
     ] {
         let out = md4(&[sub, "--help"], dir.path());
@@ -310,4 +337,165 @@ fn train_resume_eval_sample_on_own_text() {
     assert!(stderr.contains("ckpt-000000004.safetensors") && stderr.contains("previous"), "{stderr}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["checkpoint_step"], 3);
+}
+
+/// Asking for CUDA where it cannot run is one clear error that names the reason, before
+/// anything is written: here (no NVIDIA driver) the missing driver or libraries; on a machine
+/// with GPUs, an index beyond them.
+#[test]
+fn cuda_where_it_cannot_run_is_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = configs_dir().join("text8-tiny.yaml");
+    let has_driver = Path::new("/proc/driver/nvidia/version").exists();
+    let device = if has_driver { "cuda:99" } else { "cuda:0" };
+    let args =
+        ["train", "--config", config.to_str().unwrap(), "--run-dir", "run", "--quiet", "--device", device];
+    for out in [md4(&args, d), md4_env(&args[..6], d, &[("MD4_DEVICE", device)])] {
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("Could not run"), "{stderr}");
+        assert!(stderr.lines().count() <= 4, "not one clear error:\n{stderr}");
+        if has_driver {
+            assert!(stderr.contains("usable GPU"), "{stderr}");
+        } else {
+            let named = stderr.contains("no NVIDIA driver") || stderr.contains("just setup --gpu");
+            assert!(named && stderr.contains("--device cuda:0"), "{stderr}");
+        }
+        assert!(!d.join("run").exists(), "nothing may be written before the device is usable");
+    }
+}
+
+fn device_under_test() -> String {
+    std::env::var("MD4_TEST_DEVICE")
+        .expect("the device tests need MD4_TEST_DEVICE=cuda:N (see scripts/gpu-check.sh)")
+}
+
+/// On the device: train with deterministic algorithms, stop and resume bit-exactly, score the
+/// same checkpoint on the device and on the CPU (same keyed draws: equal up to float rounding),
+/// and sample.
+#[test]
+#[ignore = "needs a GPU: MD4_TEST_DEVICE=cuda:0, run by scripts/gpu-check.sh"]
+fn device_train_resume_eval_sample() {
+    let device = device_under_test();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    corpus(d);
+    let config = configs_dir().join("text8-tiny.yaml");
+    let train = |run: &str, extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--config",
+            config.to_str().unwrap(),
+            "--data",
+            "text:corpus.txt",
+            "--holdout",
+            "0.1",
+            "--run-dir",
+            run,
+            "--quiet",
+            "--device",
+            &device,
+            "--deterministic",
+            "--compute",
+            "f32",
+            "--set",
+            "train.steps=6",
+            "--set",
+            "train.batch=8",
+            "--set",
+            "train.seq_len=64",
+            "--set",
+            "train.warmup=1",
+            "--set",
+            "train.ckpt_every=3",
+            "--set",
+            "train.eval_every=3",
+            "--set",
+            "train.eval_batches=1",
+            "--set",
+            "train.log_every=1",
+        ];
+        args.extend(extra);
+        let out = md4_env(&args, d, &[("MD4_TF32", "0")]);
+        assert!(out.status.success(), "{}", text(&out).1);
+    };
+    train("straight", &[]);
+    train("resumed", &["--stop-at", "3"]);
+    train("resumed", &[]);
+    let a = md4_train::read_checkpoint(&d.join("straight/checkpoints/ckpt-000000006.safetensors")).unwrap();
+    let b = md4_train::read_checkpoint(&d.join("resumed/checkpoints/ckpt-000000006.safetensors")).unwrap();
+    assert_eq!(a.tensors.len(), b.tensors.len());
+    for (name, t) in &a.tensors {
+        assert!(t.equal(&b.tensors[name]), "{name} differs after a resume on {device}");
+    }
+    let metrics = md4_train::metrics::read_metrics(&d.join("straight/metrics.jsonl")).unwrap();
+    let logged = metrics.iter().any(|m| m["device_peak_gib"].as_f64().is_some_and(|g| g > 0.0));
+    assert_eq!(logged, device.starts_with("cuda"), "peak device memory is logged on CUDA only");
+
+    let eval = |dev: &str, compute: &str| {
+        let args = [
+            "eval",
+            "--run-dir",
+            "straight",
+            "--json",
+            "--passes",
+            "2",
+            "--device",
+            dev,
+            "--compute",
+            compute,
+        ];
+        let out = md4_env(&args, d, &[("MD4_TF32", "0")]);
+        let v: serde_json::Value =
+            serde_json::from_str(&text(&out).0).unwrap_or_else(|_| panic!("{}", text(&out).1));
+        v["bits_per_token"].as_f64().unwrap()
+    };
+    let (gpu, cpu) = (eval(&device, "f32"), eval("cpu", "f32"));
+    assert!((gpu - cpu).abs() <= 1e-4 * cpu, "f32 on {device} {gpu} vs cpu {cpu}");
+    let bf16 = eval(&device, "bf16");
+    assert!((bf16 - cpu).abs() <= 0.02 * cpu, "bf16 on {device} {bf16} vs f32 on cpu {cpu}");
+
+    let out = md4(
+        &[
+            "sample",
+            "--run-dir",
+            "straight",
+            "--steps",
+            "8",
+            "--num",
+            "3",
+            "--device",
+            &device,
+            "--out",
+            "s.txt",
+        ],
+        d,
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    let samples = std::fs::read_to_string(d.join("s.txt")).unwrap();
+    assert!(samples.chars().filter(|c| c.is_ascii_lowercase()).count() >= 3 * 32, "{samples}");
+}
+
+/// One binary serves CPU and GPU: nothing of CUDA is a load-time dependency (it is opened at
+/// run time when a command asks for a GPU), so the binary starts where CUDA's libraries are
+/// missing.
+#[test]
+fn the_binary_needs_no_cuda_library_to_start() {
+    let out = Command::new("readelf")
+        .args(["-d", env!("CARGO_BIN_EXE_md4")])
+        .output()
+        .expect("readelf (binutils, which the linker needs too) is installed");
+    let needed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| l.split('[').nth(1).map(|s| s.trim_end_matches(']').to_string()))
+        .collect();
+    assert!(needed.iter().any(|l| l == "libtorch_cpu.so"), "{needed:?}");
+    for lib in &needed {
+        assert!(
+            !lib.contains("cuda") && !lib.contains("cudart") && !lib.contains("nccl"),
+            "{lib} in {needed:?}"
+        );
+    }
 }

@@ -187,7 +187,7 @@ where
         let mut pass_total = 0.0;
         for start in (0..n_sequences).step_by(config.batch_size) {
             let end = (start + config.batch_size).min(n_sequences);
-            let x0 = sequences.batch(start, end).to_device(config.device);
+            let x0 = md4_torch::to_device(&sequences.batch(start, end), config.device);
             let rows: Vec<u64> = (start as u64..end as u64).collect();
             let values =
                 md4_core::noise::keyed(config.seed as u64, pass as u32, &rows, || tch::no_grad(|| nll(&x0)));

@@ -51,13 +51,10 @@ pub fn libtorch_version() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// A device in words: `cpu (2 threads)` or `cuda:0`.
+/// A device in words: `cpu (2 threads)`, or the GPU's name, capability, memory and the peak
+/// memory in use so far (see [`md4_torch::describe`]).
 pub fn describe_device(device: Device) -> String {
-    match device {
-        Device::Cpu => format!("cpu ({} threads)", tch::get_num_threads()),
-        Device::Cuda(i) => format!("cuda:{i}"),
-        other => format!("{other:?}").to_lowercase(),
-    }
+    md4_torch::describe(device)
 }
 
 /// Seconds since the Unix epoch.

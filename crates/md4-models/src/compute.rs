@@ -107,7 +107,7 @@ impl Hardware {
     /// The hardware behind `device`, read now.
     pub fn detect(device: Device) -> Self {
         match device {
-            Device::Cuda(index) => Self::Cuda { index, capability: cuda_capability(index) },
+            Device::Cuda(index) => Self::Cuda { index, capability: md4_torch::cuda::capability(index) },
             _ => Self::this_cpu(),
         }
     }
@@ -159,17 +159,6 @@ fn detected_flags() -> Vec<String> {
 #[cfg(not(target_arch = "x86_64"))]
 fn detected_flags() -> Vec<String> {
     vec![]
-}
-
-/// `major.minor` of a CUDA device from `nvidia-smi` (None when it cannot be asked).
-fn cuda_capability(index: usize) -> Option<(i32, i32)> {
-    let out = std::process::Command::new("nvidia-smi")
-        .args(["--query-gpu=compute_cap", "--format=csv,noheader", &format!("--id={index}")])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let (a, b) = text.trim().split_once('.')?;
-    Some((a.parse().ok()?, b.parse().ok()?))
 }
 
 /// A resolved choice: the dtype the networks run in, and why.
@@ -244,16 +233,6 @@ pub fn old_bf16_key_error(value: Option<bool>) -> Result<()> {
         "train.bf16 was replaced by train.precision: auto | f32 | bf16 ({hint}; auto picks bf16 on \
          hardware that multiplies bf16 natively)"
     )
-}
-
-/// Set the number of CPU threads libtorch uses: `threads` when given, else `OMP_NUM_THREADS`
-/// when set, else every physical core (libtorch's default). Returns the count in force.
-pub fn set_threads(threads: Option<usize>) -> i32 {
-    let from_env = std::env::var("OMP_NUM_THREADS").ok().and_then(|v| v.trim().parse::<usize>().ok());
-    if let Some(n) = threads.or(from_env).filter(|n| *n > 0) {
-        tch::set_num_threads(n as i32);
-    }
-    tch::get_num_threads()
 }
 
 #[cfg(test)]

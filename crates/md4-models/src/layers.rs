@@ -345,6 +345,14 @@ impl TimeEmbedding {
 /// Sequences up to this length use the explicit bf16 attention on CPU (below).
 pub const CPU_BF16_MATH_ATTENTION_MAX_LEN: i64 = 1024;
 
+static FUSED_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Send every attention through the fused kernel, as on CUDA (no `[B·H, N, N]` score matrix);
+/// `md4 info --memory` measures activation memory this way on a CPU.
+pub fn set_fused_attention_only(on: bool) {
+    FUSED_ONLY.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Multi-head scaled dot-product attention, scale 1/√head_dim, dropout on the attention
 /// probabilities when training.
 ///
@@ -362,7 +370,11 @@ pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, dropout: f64, causal: bool,
     let p = if train { dropout } else { 0.0 };
     let (b, h, n, hd) = q.size4().expect("attention expects [B, H, N, hd]");
     let bf16_cpu = q.kind() == Kind::BFloat16 && q.device() == Device::Cpu;
-    if !bf16_cpu || n > CPU_BF16_MATH_ATTENTION_MAX_LEN || k.size()[2] != n {
+    if !bf16_cpu
+        || FUSED_ONLY.load(std::sync::atomic::Ordering::Relaxed)
+        || n > CPU_BF16_MATH_ATTENTION_MAX_LEN
+        || k.size()[2] != n
+    {
         return Tensor::scaled_dot_product_attention(q, k, v, None::<&Tensor>, p, causal, None::<f64>, false);
     }
     let bh = b * h;

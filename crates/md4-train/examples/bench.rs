@@ -1,7 +1,7 @@
 //! Benchmarks (issues 3 §4 and 11 §4; never timed tests): how close md4-rs runs to what the
 //! machine can do. In one run, each measurement in a fresh process:
 //!
-//! * the machine's peaks: a 2048³ matmul in f32 and in bf16 through the same libtorch;
+//! * the machine's peaks: a 2048³ matmul (8192³ on a GPU) in f32 and in bf16 through the same libtorch;
 //! * `train-step`: one MD4 training update of the `small-text8` preset (MD4 loss, AdamW, EMA)
 //!   in f32 and bf16, and the same model in PyTorch eager (`bench/train_step.py`) with
 //!   `--python`, alternating the implementations;
@@ -79,6 +79,9 @@ struct Args {
     /// Device: cpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Transformer preset to time (the PyTorch comparison exists for small-text8 only).
+    #[arg(long, default_value = "small-text8")]
+    preset: String,
     /// CPU threads [default: OMP_NUM_THREADS, else every physical core].
     #[arg(long)]
     threads: Option<usize>,
@@ -116,10 +119,10 @@ fn compute_dtype(dtype: &str) -> Result<ComputeDtype> {
         .with_context(|| format!("measure f32 or bf16, not '{dtype}'"))
 }
 
-/// Model FLOPs of one forward pass of the benchmarked `small-text8` over `seq_len` tokens.
-fn forward_flops(seq_len: i64) -> Result<f64> {
-    let ModelConfig::Transformer(tcfg) = md4_models::preset("small-text8")? else {
-        bail!("small-text8 is a transformer")
+/// Model FLOPs of one forward pass of a transformer preset over `seq_len` tokens.
+fn forward_flops(preset: &str, seq_len: i64) -> Result<f64> {
+    let ModelConfig::Transformer(tcfg) = md4_models::preset(preset)? else {
+        bail!("{preset} is not a transformer preset (the benchmark counts transformer FLOPs)")
     };
     Ok(tcfg.forward_flops(seq_len))
 }
@@ -144,9 +147,14 @@ fn time_it(device: Device, warmup: usize, reps: usize, mut f: impl FnMut() -> Re
     Ok(start.elapsed().as_secs_f64() / reps as f64)
 }
 
-/// A 2048³ matmul: the precision's peak on this machine.
+/// 2048³ saturates a CPU; a datacenter GPU needs larger products to reach its peak.
+fn peak_n(device: Device) -> i64 {
+    if device.is_cuda() { 8192 } else { 2048 }
+}
+
+/// An n³ matmul (n = 2048 on a CPU, 8192 on a GPU): the precision's peak on this machine.
 fn peak(device: Device, dtype: ComputeDtype) -> Result<Value> {
-    let n = 2048;
+    let n = peak_n(device);
     let a = Tensor::randn([n, n], (Kind::Float, device)).to_kind(dtype.kind());
     let b = Tensor::randn([n, n], (Kind::Float, device)).to_kind(dtype.kind());
     let secs = time_it(device, 2, 8, || {
@@ -157,14 +165,14 @@ fn peak(device: Device, dtype: ComputeDtype) -> Result<Value> {
 }
 
 fn worker(args: &Args, kind: &str, dtype: ComputeDtype) -> Result<Value> {
-    let device = md4_train::parse_device(&args.device)?;
+    let device = md4_torch::open_device(&args.device, md4_torch::DeviceOptions::from_env())?;
     if kind == "peak" {
         return peak(device, dtype);
     }
     tch::manual_seed(0);
     let rss_before = md4_train::alloc::rss_mib("VmRSS");
-    let model = md4_models::preset("small-text8")?.with_compute_dtype(dtype);
-    let forward_flops = forward_flops(args.seq_len)?;
+    let model = md4_models::preset(&args.preset)?.with_compute_dtype(dtype);
+    let forward_flops = forward_flops(&args.preset, args.seq_len)?;
     let vs = VarStore::new(device);
     let objective = Md4 {
         denoiser: model.build_network(&vs.root())?,
@@ -299,6 +307,7 @@ fn run_rust(args: &Args, kind: &str, dtype: &str) -> Result<Value> {
     let out = Command::new(exe)
         .arg(args.what.name())
         .args(["--worker", kind, "--dtype", dtype, "--sample-steps", &args.sample_steps.to_string()])
+        .args(["--preset", &args.preset])
         .args(worker_args(args))
         .output()?;
     if !out.status.success() {
@@ -323,7 +332,7 @@ fn run_python(args: &Args, python: &PathBuf, dtype: &str) -> Result<Value> {
     }
     let mut m = last_json_line(&out.stdout)?;
     // The twin runs the same model: the same model FLOPs per step.
-    let flops = 3.0 * forward_flops(args.seq_len)? * args.batch as f64;
+    let flops = 3.0 * forward_flops(&args.preset, args.seq_len)? * args.batch as f64;
     m["flop_per_step"] = json!(flops);
     m["gflop_per_s"] = json!(flops / (m["step_ms"].as_f64().unwrap_or(f64::NAN) / 1e3) / 1e9);
     m["what"] = json!("train-step");
@@ -342,7 +351,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() -> Result<()> {
     md4_train::tune_allocator();
     let args = Args::parse();
-    md4_models::compute::set_threads(args.threads);
+    md4_torch::device::set_threads(args.threads);
     if let Some(kind) = &args.worker {
         let dtype = compute_dtype(args.dtype.as_deref().unwrap_or("f32"))?;
         println!("{}", worker(&args, kind, dtype)?);
@@ -351,7 +360,8 @@ fn main() -> Result<()> {
     for p in &args.precisions {
         compute_dtype(p)?;
     }
-    let mut python = args.python.clone().filter(|_| args.what == What::TrainStep);
+    let mut python =
+        args.python.clone().filter(|_| args.what == What::TrainStep && args.preset == "small-text8");
     if let Some(py) = &python {
         let ok = Command::new(py).args(["-c", "import torch"]).output().is_ok_and(|o| o.status.success());
         if !ok {
@@ -362,7 +372,7 @@ fn main() -> Result<()> {
             python = None;
         }
     }
-    let device = md4_train::parse_device(&args.device)?;
+    let device = md4_torch::open_device(&args.device, md4_torch::DeviceOptions::from_env())?;
     let hardware = Hardware::detect(device);
     let auto = md4_models::compute::choose(ComputePrecision::Auto, &hardware);
     let what = args.what.name();
@@ -371,10 +381,11 @@ fn main() -> Result<()> {
         for dtype in &args.precisions {
             let m = run_rust(&args, "peak", dtype)?;
             eprintln!(
-                "round {round} {dtype:>4} matmul 2048³ {:>7.0} GFLOP/s",
+                "round {round} {dtype:>4} matmul {}³ {:>7.0} GFLOP/s",
+                peak_n(device),
                 m["gflop_per_s"].as_f64().unwrap_or(f64::NAN)
             );
-            all.push(json!({"impl": "matmul-2048", "what": "peak", "dtype": dtype, "gflop_per_s": m["gflop_per_s"]}));
+            all.push(json!({"impl": "matmul-peak", "what": "peak", "dtype": dtype, "gflop_per_s": m["gflop_per_s"]}));
             let order = if round % 2 == 0 { ["rust", "python"] } else { ["python", "rust"] };
             for which in order {
                 let m = match (which, &python) {
@@ -408,7 +419,9 @@ fn main() -> Result<()> {
         What::Sample => "network call",
     };
     println!(
-        "\n{what}: small-text8 (3.70M parameters), batch {} × {} tokens{}, {} timed, median of {} rounds",
+        "\n{what}: {} ({:.2}M parameters), batch {} × {} tokens{}, {} timed, median of {} rounds",
+        args.preset,
+        md4_models::preset(&args.preset)?.param_count() as f64 / 1e6,
         args.batch,
         args.seq_len,
         if args.what == What::Sample { format!(", T = {}", args.sample_steps) } else { String::new() },
@@ -423,13 +436,14 @@ fn main() -> Result<()> {
         auto.dtype.name()
     );
     println!(
-        "\n| precision | implementation | ms per {unit} | tokens/s | GFLOP per {unit} | GFLOP/s | MFU (of the same precision's 2048³ matmul) |"
+        "\n| precision | implementation | ms per {unit} | tokens/s | GFLOP per {unit} | GFLOP/s | MFU (of the same precision's {n}³ matmul) |",
+        n = peak_n(device)
     );
     println!("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
     let mut ms = std::collections::HashMap::new();
     for dtype in &args.precisions {
-        let peak = get("matmul-2048", dtype, "gflop_per_s");
-        println!("| {dtype} | matmul 2048³ (peak) | | | | {peak:.0} | 100 % |");
+        let peak = get("matmul-peak", dtype, "gflop_per_s");
+        println!("| {dtype} | matmul {}³ (peak) | | | | {peak:.0} | 100 % |", peak_n(device));
         for name in ["md4-rs", "pytorch-eager"] {
             let step = get(name, dtype, "step_ms");
             if step.is_nan() {
@@ -454,7 +468,7 @@ fn main() -> Result<()> {
         }
     }
     if let (Some(f), Some(b)) = (ms.get(&("md4-rs", "f32")), ms.get(&("md4-rs", "bf16"))) {
-        let (pf, pb) = (get("matmul-2048", "f32", "gflop_per_s"), get("matmul-2048", "bf16", "gflop_per_s"));
+        let (pf, pb) = (get("matmul-peak", "f32", "gflop_per_s"), get("matmul-peak", "bf16", "gflop_per_s"));
         println!("- md4-rs bf16 speed-up over f32: {:.2}× (matmul peak ratio {:.2}×)", f / b, pb / pf);
     }
     if args.what == What::Sample {

@@ -39,6 +39,25 @@ fn set_heap_only() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn set_heap_only() {}
 
+/// Undo [`tune_allocator`] for measuring: allocations of 128 KiB and more become their own
+/// mappings again and go back to the kernel when freed, and the heap is trimmed now, so the
+/// resident memory falls back after every step and a peak measures one step alone (with the
+/// heap-only setting, freed blocks stay resident and a second step reuses them unseen).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub fn release_freed_memory() {
+    // SAFETY: as in `set_heap_only`; malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 65_536);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 10);
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn release_freed_memory() {}
+
 /// This process's peak resident memory in MiB (`VmHWM` of `/proc/self/status`); NaN where
 /// the file does not exist.
 pub fn peak_rss_mib() -> f64 {

@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail, ensure};
 use safetensors::tensor::{Dtype, SafeTensors, View};
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -226,9 +226,31 @@ impl Checkpoint {
 }
 
 /// Read and verify one checkpoint: it must parse, carry this module's format, and its data
-/// section must match the stored checksum.
+/// section must match the stored checksum. Every tensor is loaded (training resumes need the
+/// optimizer moments too).
 pub fn read_checkpoint(path: &Path) -> Result<Checkpoint> {
-    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    read_verified(path, |_, _| true)
+}
+
+/// Read and verify one checkpoint for evaluation or sampling: through a memory map, loading
+/// only the `ema/` weights and the `model/` tensors that have no EMA twin — never the optimizer
+/// moments (`adam_m/`, `adam_v/`), which are twice the model. At paper scale (MD4-M, 416M
+/// parameters) that is 1.7 GB read instead of 6.7 GB.
+pub fn read_checkpoint_ema(path: &Path) -> Result<Checkpoint> {
+    read_verified(path, |name, all| match name.strip_prefix("model/") {
+        Some(rest) => !all.contains(&format!("ema/{rest}")),
+        None => name.starts_with("ema/"),
+    })
+}
+
+fn read_verified(path: &Path, keep: impl Fn(&str, &HashSet<String>) -> bool) -> Result<Checkpoint> {
+    let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    // SAFETY: checkpoints are never modified in place once renamed into the directory (they
+    // are written under a temporary name, then renamed; pruning unlinks, which leaves the
+    // mapping valid).
+    #[allow(unsafe_code)]
+    let bytes =
+        unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("mapping {}", path.display()))?;
     let corrupt =
         |why: String| anyhow::anyhow!("checkpoint {} is corrupt or truncated: {why}", path.display());
     let st = SafeTensors::deserialize(&bytes).map_err(|e| corrupt(format!("{e}")))?;
@@ -250,8 +272,12 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint> {
         .get("step")
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| corrupt("no step in the metadata".into()))?;
+    let names: HashSet<String> = st.names().into_iter().map(String::from).collect();
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {
+        if !keep(&name, &names) {
+            continue;
+        }
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
         let kind = kind_of(view.dtype())?;
         tensors.insert(name, Tensor::from_data_size(view.data(), &shape, kind));
@@ -262,10 +288,19 @@ pub fn read_checkpoint(path: &Path) -> Result<Checkpoint> {
 /// The newest checkpoint of `dir` that verifies. Corrupt ones are reported on stderr and
 /// skipped; if checkpoints exist but none verifies, the error names every file.
 pub fn load_latest_valid(dir: &Path) -> Result<Option<Checkpoint>> {
+    load_latest_valid_with(dir, read_checkpoint)
+}
+
+/// [`load_latest_valid`] with only what evaluation and sampling need ([`read_checkpoint_ema`]).
+pub fn load_latest_valid_ema(dir: &Path) -> Result<Option<Checkpoint>> {
+    load_latest_valid_with(dir, read_checkpoint_ema)
+}
+
+fn load_latest_valid_with(dir: &Path, read: fn(&Path) -> Result<Checkpoint>) -> Result<Option<Checkpoint>> {
     let all = list_checkpoints(dir)?;
     let mut failures = vec![];
     for (_, path) in all.iter().rev() {
-        match read_checkpoint(path) {
+        match read(path) {
             Ok(ckpt) => {
                 if !failures.is_empty() {
                     eprintln!("warning: using the previous valid checkpoint {}", path.display());
@@ -328,6 +363,25 @@ mod tests {
         // No temporary file is left behind.
         let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn inference_reads_only_the_ema_weights_and_what_has_no_ema_twin() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tensors, path) = write(dir.path(), 12, 3);
+        let ckpt = read_checkpoint_ema(&path).unwrap();
+        let mut names: Vec<_> = ckpt.tensors.keys().cloned().collect();
+        names.sort();
+        assert_eq!(names, ["ema/w", "model/b"], "model/w has an EMA twin; ids is neither");
+        assert!(ckpt.tensors["ema/w"].equal(&tensors[2].1));
+        assert!(ckpt.tensors["model/b"].equal(&tensors[1].1));
+        // The whole file is still verified: one flipped byte in a tensor it skips is caught.
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        fs::write(&path, &bytes).unwrap();
+        let e = read_checkpoint_ema(&path).unwrap_err().to_string();
+        assert!(e.contains("sha256"), "{e}");
     }
 
     #[test]

@@ -149,23 +149,8 @@ pub fn libtorch_version() -> String {
 pub fn device_name(device: Device) -> String {
     match device {
         Device::Cpu => "cpu".into(),
-        Device::Cuda(i) => format!("cuda:{i}"),
+        Device::Cuda(_) => md4_torch::describe(device),
         other => format!("{other:?}").to_lowercase(),
-    }
-}
-
-/// Parse `cpu` or `cuda:N` (`cuda` means `cuda:0`).
-pub fn parse_device(s: &str) -> Result<Device> {
-    match s {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => Ok(Device::Cuda(0)),
-        _ => {
-            let index = s
-                .strip_prefix("cuda:")
-                .and_then(|i| i.parse::<usize>().ok())
-                .with_context(|| format!("unknown device '{s}' (expected cpu or cuda:N)"))?;
-            Ok(Device::Cuda(index))
-        }
     }
 }
 
@@ -203,13 +188,6 @@ mod tests {
         let steps: Vec<i64> = lines.iter().map(|v| v["step"].as_i64().unwrap()).collect();
         assert_eq!(steps, vec![1, 2, 3, 4, 5]);
         assert_eq!(lines[4]["loss_bits"], 2.0);
-    }
-
-    #[test]
-    fn devices_parse() {
-        assert_eq!(parse_device("cpu").unwrap(), Device::Cpu);
-        assert_eq!(parse_device("cuda:3").unwrap(), Device::Cuda(3));
-        assert!(parse_device("tpu").is_err());
     }
 
     /// The recorded tch version is the one the workspace pins.

@@ -243,7 +243,7 @@ pub fn load_run_with(
     precision: Option<ComputePrecision>,
 ) -> Result<LoadedRun> {
     let cfg = read_run_config(run_dir)?;
-    let ckpt = checkpoint::load_latest_valid(&checkpoint_dir(run_dir))?
+    let ckpt = checkpoint::load_latest_valid_ema(&checkpoint_dir(run_dir))?
         .with_context(|| format!("{} has no checkpoint yet", run_dir.display()))?;
     let vs = VarStore::new(device);
     let (trained, precision) = objective::build(&cfg, &vs.root(), precision)?;

@@ -182,8 +182,9 @@ impl Trainer {
         let mut objective_sum = Tensor::zeros([], (Kind::Double, self.device));
         let mut nelbo_sum = Tensor::zeros([], (Kind::Double, self.device));
         let mut metrics = vec![];
+        md4_torch::note_memory(self.device);
         for micro in x0.chunk(cfg.accum, 0) {
-            let micro = micro.to_device(self.device);
+            let micro = md4_torch::to_device(&micro, self.device);
             let out = objective.loss(&micro, true);
             (&out.objective / cfg.accum as f64).backward();
             objective_sum += out.objective.detach().to_kind(Kind::Double);
@@ -231,7 +232,7 @@ impl Trainer {
                 if start >= total {
                     break;
                 }
-                let x0 = data.eval_batch(start, micro.min(total - start)).to_device(self.device);
+                let x0 = md4_torch::to_device(&data.eval_batch(start, micro.min(total - start)), self.device);
                 let n = x0.size()[1] as f64;
                 let nelbo = objective.loss(&x0, false).nelbo.to_kind(Kind::Double).to_device(Device::Cpu);
                 per_sequence
@@ -363,6 +364,9 @@ pub fn run_loop(
             });
             if let Some(g) = stats.grad_norm {
                 line["grad_norm"] = json!(g);
+            }
+            if let Some(peak) = md4_torch::cuda::peak_memory() {
+                line["device_peak_gib"] = json!(peak as f64 / (1u64 << 30) as f64);
             }
             for (name, value) in &stats.metrics {
                 line[name] = json!(value);
