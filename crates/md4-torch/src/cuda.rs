@@ -30,10 +30,7 @@ pub fn libtorch_lib_dir() -> Option<PathBuf> {
             }
         }
     }
-    ["MD4_LIBTORCH", "LIBTORCH"]
-        .iter()
-        .find_map(|v| std::env::var_os(v))
-        .map(|d| PathBuf::from(d).join("lib"))
+    ["MD4_LIBTORCH", "LIBTORCH"].iter().find_map(std::env::var_os).map(|d| PathBuf::from(d).join("lib"))
 }
 
 /// The dlopen handle of `libtorch_cuda.so`, kept for the process's lifetime (never closed).
@@ -145,6 +142,17 @@ fn symbol(handle: Option<usize>, name: &str) -> Option<*mut c_void> {
     (!p.is_null()).then_some(p)
 }
 
+/// The function `name` of a library as a typed function pointer.
+///
+/// # Safety
+/// `F` must be the symbol's true C signature (an `unsafe extern "C" fn`).
+unsafe fn function<F: Copy>(handle: Option<usize>, name: &str) -> Option<F> {
+    assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<*mut c_void>());
+    let p = symbol(handle, name)?;
+    // SAFETY: same size; the caller vouches for the signature.
+    Some(unsafe { std::mem::transmute_copy::<*mut c_void, F>(&p) })
+}
+
 /// A CUDA library that libtorch_cuda already loaded (RTLD_NOLOAD: never loads anything new).
 fn already_loaded(name: &str) -> Option<usize> {
     if !loaded() {
@@ -164,10 +172,9 @@ fn driver() -> Option<usize> {
 /// Run `f` with `index` as the CUDA runtime's current device, restoring the previous one.
 fn on_device<T>(index: usize, f: impl FnOnce() -> Option<T>) -> Option<T> {
     let rt = cudart();
-    let get = symbol(rt, "cudaGetDevice")?;
-    let set = symbol(rt, "cudaSetDevice")?;
-    // SAFETY: these are the CUDA runtime's documented C signatures.
-    let (get, set): (GetDevice, SetDevice) = unsafe { (std::mem::transmute(get), std::mem::transmute(set)) };
+    // SAFETY: the CUDA runtime's documented C signatures.
+    let get: GetDevice = unsafe { function(rt, "cudaGetDevice") }?;
+    let set: SetDevice = unsafe { function(rt, "cudaSetDevice") }?;
     let mut previous: c_int = 0;
     // SAFETY: valid out-pointer; CUDA errors are returned, not thrown.
     if unsafe { get(&mut previous) } != 0 || unsafe { set(index as c_int) } != 0 {
@@ -182,9 +189,8 @@ fn on_device<T>(index: usize, f: impl FnOnce() -> Option<T>) -> Option<T> {
 /// Device memory (used, total) in bytes on GPU `index`, as the driver sees it: libtorch's cached
 /// blocks, the CUDA context and any other process on the GPU count as used. None off CUDA.
 pub fn memory(index: usize) -> Option<(u64, u64)> {
-    let f = symbol(cudart(), "cudaMemGetInfo")?;
     // SAFETY: cudaMemGetInfo(size_t* free, size_t* total).
-    let f: MemGetInfo = unsafe { std::mem::transmute(f) };
+    let f: MemGetInfo = unsafe { function(cudart(), "cudaMemGetInfo") }?;
     on_device(index, || {
         let (mut free, mut total) = (0usize, 0usize);
         // SAFETY: valid out-pointers.
@@ -210,9 +216,8 @@ pub fn peak_memory() -> Option<u64> {
 
 /// Compute capability (major, minor) of GPU `index`, from the CUDA runtime.
 pub fn capability(index: usize) -> Option<(i32, i32)> {
-    let f = symbol(cudart(), "cudaDeviceGetAttribute")?;
     // SAFETY: cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int device).
-    let f: DeviceGetAttribute = unsafe { std::mem::transmute(f) };
+    let f: DeviceGetAttribute = unsafe { function(cudart(), "cudaDeviceGetAttribute") }?;
     let attr = |a: c_int| {
         let mut v: c_int = 0;
         // SAFETY: valid out-pointer; 75/76 = cudaDevAttrComputeCapabilityMajor/Minor.
@@ -224,11 +229,9 @@ pub fn capability(index: usize) -> Option<(i32, i32)> {
 /// The GPU's marketing name (e.g. "NVIDIA H200"), from the CUDA driver.
 pub fn name(index: usize) -> Option<String> {
     let drv = driver();
-    let get = symbol(drv, "cuDeviceGet")?;
-    let get_name = symbol(drv, "cuDeviceGetName")?;
     // SAFETY: the driver API's C signatures (CUdevice is an int).
-    let (get, get_name): (CuDeviceGet, CuDeviceGetName) =
-        unsafe { (std::mem::transmute(get), std::mem::transmute(get_name)) };
+    let get: CuDeviceGet = unsafe { function(drv, "cuDeviceGet") }?;
+    let get_name: CuDeviceGetName = unsafe { function(drv, "cuDeviceGetName") }?;
     let mut dev: c_int = 0;
     let mut buf = [0 as c_char; 256];
     // SAFETY: valid out-pointers; the name is NUL-terminated within buf's length.
