@@ -13,6 +13,7 @@
 //! The binary only parses arguments and decides where files go; the work happens in
 //! md4-train, md4-eval, md4-models and md4-data.
 
+mod curves;
 mod eval;
 mod sample;
 
@@ -42,6 +43,8 @@ enum Command {
     Info(InfoArgs),
     /// Fetch and preprocess a registry data set once (or list them).
     Data(DataArgs),
+    /// Plot a run's training and validation curves against updates and wall time.
+    Curves(curves::CurvesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +153,7 @@ fn main() {
         Command::Sample(a) => sample::run(a),
         Command::Info(a) => info(a),
         Command::Data(a) => data(a),
+        Command::Curves(a) => curves::curves(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

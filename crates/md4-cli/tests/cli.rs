@@ -60,6 +60,7 @@ fn every_subcommand_has_help() {
         ),
         ("info", &["--preset", "--memory", "--world-size"]),
         ("data", &["--from", "--offline", "--list"]),
+        ("curves", &["--run-dir", "--out", "--reference"]),
     ] {
         let out = md4(&[sub, "--help"], dir.path());
         let (stdout, stderr) = text(&out);
@@ -498,4 +499,41 @@ fn the_binary_needs_no_cuda_library_to_start() {
             "{lib} in {needed:?}"
         );
     }
+}
+
+/// `md4 curves` plots what metrics.jsonl holds and says when a reference line was passed.
+#[test]
+fn curves_plot_a_run_and_name_the_first_update_below_a_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("run")).unwrap();
+    let mut lines = vec![];
+    for (i, bits) in [4.0, 3.2, 2.6, 2.4].iter().enumerate() {
+        let step = 100 * (i + 1);
+        lines.push(format!(
+            r#"{{"kind":"train","step":{step},"loss_bits":{bits},"wall_s":{}}}"#,
+            60 * (i + 1)
+        ));
+        lines.push(format!(
+            r#"{{"kind":"validation","step":{step},"val_bits":{},"val_se_bits":0.01,"wall_s":{}}}"#,
+            bits + 0.1,
+            60 * (i + 1)
+        ));
+    }
+    std::fs::write(d.join("run/metrics.jsonl"), lines.join("\n")).unwrap();
+    let out = md4(
+        &["curves", "--run-dir", "run", "--out", "c", "--reference", "gzip=2.6", "--reference", "xz=2.0"],
+        d,
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("below gzip (2.6) from update 400 (4.0 min)"), "{stdout}");
+    assert!(stdout.contains("never below xz (2)"), "{stdout}");
+    for f in ["c-updates.png", "c-updates.svg", "c-wall.png", "c-wall.csv"] {
+        assert!(d.join(f).exists(), "{f} missing");
+    }
+    let csv = std::fs::read_to_string(d.join("c-wall.csv")).unwrap();
+    assert!(csv.contains("gzip") && csv.contains("validation (EMA)"), "{csv}");
+    let out = md4(&["curves", "--run-dir", "run", "--out", "c", "--reference", "gzip"], d);
+    assert!(!out.status.success() && text(&out).1.contains("not NAME=BITS"), "{}", text(&out).1);
 }
