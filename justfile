@@ -63,3 +63,7 @@ gpu-pack: setup
 # the prepared GPU check (on a machine with an NVIDIA GPU and torch 2.11.0; see scripts/gpu-check.sh)
 gpu-check:
     bash scripts/gpu-check.sh
+
+# the crash-consistency test with 50 SIGKILLs at random moments (CI runs 5)
+soak: setup
+    MD4_SOAK_KILLS=50 cargo test -p md4-cli --test survive sigkill -- --nocapture

@@ -157,7 +157,7 @@ fn main() {
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
-        std::process::exit(1);
+        std::process::exit(md4_train::guard::exit_code(&e));
     }
 }
 

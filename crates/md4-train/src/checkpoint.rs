@@ -149,13 +149,48 @@ pub fn write_checkpoint(
             Ok((name.clone(), TensorView { tensor: t, dtype: dtype_of(t.kind())?, shape }))
         })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::tensor::serialize_to_file(views, Some(meta), &tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    patch_checksum(&tmp).with_context(|| format!("checksumming {}", tmp.display()))?;
-    fs::rename(&tmp, &path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing {}", dir.display()))?;
+    let written = (|| -> Result<()> {
+        safetensors::tensor::serialize_to_file(views, Some(meta), &tmp).map_err(io_cause)?;
+        patch_checksum(&tmp)?;
+        fs::rename(&tmp, &path)?;
+        File::open(dir).and_then(|d| d.sync_all())?;
+        Ok(())
+    })();
+    if let Err(e) = written {
+        // Leave nothing half-written behind; the previous checkpoint is untouched.
+        let _ = fs::remove_file(&tmp);
+        return Err(e.context(format!(
+            "writing checkpoint {} failed (disk full or file-size limit?); the previous checkpoint is intact",
+            path.display()
+        )));
+    }
     prune(dir, keep_last)?;
     Ok(path)
+}
+
+/// safetensors wraps I/O errors; surface the operating system's reason (ENOSPC, EFBIG, EIO).
+fn io_cause(e: safetensors::SafeTensorError) -> anyhow::Error {
+    match e {
+        safetensors::SafeTensorError::IoError(io) => io.into(),
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
+/// Remove temporary files that an interrupted write left in `dir` (call with the run
+/// directory locked, so no other writer's temporary is touched). Returns how many went.
+pub fn remove_temporaries(dir: &Path) -> Result<usize> {
+    let Ok(entries) = fs::read_dir(dir) else { return Ok(0) };
+    let mut removed = 0;
+    for entry in entries {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with(".ckpt-") && name.ends_with(".tmp") {
+            fs::remove_file(&path)
+                .with_context(|| format!("removing the stray temporary {}", path.display()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Hash the data section of `path` and write the digest over the placeholder; fsync.

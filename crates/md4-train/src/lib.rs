@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod ema;
+pub mod guard;
 pub mod lr;
 pub mod memory;
 pub mod metrics;

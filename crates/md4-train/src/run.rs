@@ -8,6 +8,7 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::config::RunConfig;
 use crate::data::{Data, DataOptions};
 use crate::ema::copy_named_into;
+use crate::guard::{Interrupts, RunLock};
 use crate::metrics::{self, MetricsLog, RunRecord, TCH_VERSION};
 use crate::objective::{self, Trained};
 use crate::trainer::{self, LoopOptions, TrainSummary, Trainer};
@@ -89,9 +90,17 @@ pub fn train(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Result<Tra
     crate::tune_allocator();
     cfg.validate()?;
     fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    let _lock = RunLock::acquire(run_dir)?;
     pin_config(run_dir, cfg)?;
     let config_sha256 = cfg.sha256()?;
     let ckpt_dir = checkpoint_dir(run_dir);
+    let stray = checkpoint::remove_temporaries(&ckpt_dir)?;
+    if stray > 0 && opts.progress {
+        eprintln!(
+            "removed {stray} temporary file(s) an interrupted checkpoint write left in {}",
+            ckpt_dir.display()
+        );
+    }
     let latest = checkpoint::load_latest_valid(&ckpt_dir)?;
     if let Some(c) = &latest {
         let stored = c.meta("config_sha256")?;
@@ -160,6 +169,7 @@ pub fn train(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Result<Tra
         ("objective".to_string(), cfg.objective.name().to_string()),
     ]);
     drop(latest);
+    let _interrupts = Interrupts::install();
     trainer::run_loop(
         &mut trainer,
         trained.objective(),

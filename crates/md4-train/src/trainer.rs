@@ -388,9 +388,20 @@ pub fn run_loop(
             bar.println(format!("step {k}: validation {:.4} ± {:.4} bits/token (ema)", v.bits, v.se_bits));
             summary.last_validation = Some(v);
         }
-        if k % cfg.ckpt_every == 0 || k == stop {
+        let saved_now = k % cfg.ckpt_every == 0 || k == stop;
+        if saved_now {
             trainer.wall_seconds = base_wall + session.elapsed().as_secs_f64();
             summary.checkpoint = Some(trainer.save(ckpt_dir, metadata)?);
+        }
+        if crate::guard::stop_requested() {
+            if !saved_now {
+                trainer.wall_seconds = base_wall + session.elapsed().as_secs_f64();
+                summary.checkpoint = Some(trainer.save(ckpt_dir, metadata)?);
+            }
+            metrics.append(&json!({"kind": "interrupted", "step": k, "wall_s": trainer.wall_seconds}))?;
+            bar.abandon();
+            let checkpoint = summary.checkpoint.clone().expect("a checkpoint was just written");
+            return Err(crate::guard::Interrupted { step: k, checkpoint }.into());
         }
         bar.set_position(k as u64);
     }
