@@ -67,3 +67,7 @@ gpu-check:
 # the crash-consistency test with 50 SIGKILLs at random moments (CI runs 5)
 soak: setup
     MD4_SOAK_KILLS=50 cargo test -p md4-cli --test survive sigkill -- --nocapture
+
+# the parser fuzz tests at length: CASES per target (default 200000), seed SEED (default: the clock)
+fuzz cases="200000" seed="": setup
+    MD4_FUZZ_CASES={{cases}} MD4_FUZZ_SEED={{ if seed == "" { `date +%s` } else { seed } }} cargo test -p md4-data -p md4-train --test fuzz -- --nocapture

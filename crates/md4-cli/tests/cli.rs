@@ -537,3 +537,46 @@ fn curves_plot_a_run_and_name_the_first_update_below_a_reference() {
     let out = md4(&["curves", "--run-dir", "run", "--out", "c", "--reference", "gzip"], d);
     assert!(!out.status.success() && text(&out).1.contains("not NAME=BITS"), "{}", text(&out).1);
 }
+
+/// `--data` inputs that cannot train: each is one error naming the file and the problem.
+#[test]
+fn bad_own_data_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let config = configs_dir().join("text8-tiny.yaml");
+    std::fs::write(d.join("empty.txt"), "").unwrap();
+    std::fs::write(d.join("short.txt"), "a few words").unwrap();
+    std::fs::write(d.join("binary.txt"), [0xffu8, 0xfe, 0x00, 0x80].repeat(500)).unwrap();
+    std::fs::write(
+        d.join("ids.u16"),
+        [1u16, 2, 3, 60000].repeat(200).iter().flat_map(|t| t.to_le_bytes()).collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    std::fs::write(d.join("odd.u16"), [1u8, 2, 3]).unwrap();
+    for (spec, vocab, expect) in [
+        ("text:empty.txt", None, "fewer than one sequence"),
+        ("text:short.txt", None, "fewer than one sequence"),
+        ("bpe:empty.txt", None, "fewer than one sequence"),
+        ("tokens:ids.u16", Some("100"), "token 60000 at position 3 is not below the vocabulary size 100"),
+        ("tokens:odd.u16", Some("100"), "not a whole number of u16 tokens"),
+        ("text:missing.txt", None, "no such file"),
+    ] {
+        let run = format!("run-{}", spec.replace([':', '.'], "-"));
+        let mut args =
+            vec!["train", "--config", config.to_str().unwrap(), "--data", spec, "--run-dir", &run, "--quiet"];
+        args.extend(["--set", "train.steps=2", "--set", "train.seq_len=64"]);
+        if let Some(v) = vocab {
+            args.extend(["--vocab", v]);
+        }
+        let out = md4(&args, d);
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{spec}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{spec}: {stderr}");
+        let file = spec.split(':').nth(1).unwrap();
+        assert!(stderr.contains(file), "{spec}: the error does not name the file: {stderr}");
+        assert!(
+            stderr.to_lowercase().contains(expect),
+            "{spec}: the error does not say '{expect}': {stderr}"
+        );
+    }
+}

@@ -31,7 +31,10 @@ pub fn parse_idx(bytes: &[u8], what: &str) -> Result<IdxArray> {
     ensure!(bytes.len() >= header, "{what}: truncated idx header ({} bytes, need {header})", bytes.len());
     let dims: Vec<u32> =
         (0..ndim).map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap())).collect();
-    let count: u64 = dims.iter().map(|&d| d as u64).product();
+    let count = dims
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+        .with_context(|| format!("{what}: idx dims {dims:?} overflow: not an idx file"))?;
     let have = (bytes.len() - header) as u64;
     ensure!(have >= count, "{what}: truncated idx data: dims {dims:?} need {count} bytes, file has {have}");
     ensure!(have == count, "{what}: {} trailing bytes after idx data of dims {dims:?}", have - count);

@@ -227,7 +227,9 @@ impl TokenFile {
         let got: [u8; 32] = Sha256::digest(&self.map[HEADER_LEN..]).into();
         ensure!(
             got == self.header.content_sha256,
-            "{}: token payload sha256 mismatch (file corrupted or tampered with): header {}, payload {}",
+            "{}: token payload sha256 mismatch (file corrupted or tampered with): header {}, payload {}. \
+             Nothing was overwritten; to re-prepare, delete this file (or its data set's folder) and run \
+             the command again (`md4 data NAME` for a registry data set)",
             self.path.display(),
             hex::encode(self.header.content_sha256),
             hex::encode(got)
@@ -538,6 +540,8 @@ mod tests {
         assert!(TokenFile::open_unverified(&path).is_ok(), "header and length are still fine");
         let err = TokenFile::open(&path).unwrap_err().to_string();
         assert!(err.contains("sha256 mismatch") && err.contains("t.tok"), "{err}");
+        assert!(err.contains("to re-prepare"), "the error says how to recover: {err}");
+        assert_eq!(std::fs::read(&path).unwrap(), tampered, "nothing is overwritten");
 
         let mut header_edit = good.clone();
         header_edit[16] = 99; // vocabulary field

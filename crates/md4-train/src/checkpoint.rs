@@ -306,7 +306,8 @@ fn read_verified(path: &Path, keep: impl Fn(&str, &HashSet<String>) -> bool) -> 
     let step: i64 = metadata
         .get("step")
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| corrupt("no step in the metadata".into()))?;
+        .filter(|s: &i64| *s >= 0)
+        .ok_or_else(|| corrupt("no valid step in the metadata".into()))?;
     let names: HashSet<String> = st.names().into_iter().map(String::from).collect();
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {

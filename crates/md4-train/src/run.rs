@@ -224,7 +224,7 @@ pub fn load_ema_weights(vs: &VarStore, ckpt: &Checkpoint) -> Result<()> {
             .with_context(|| format!("{} has no weights for {name}", ckpt.path.display()))?;
         values.push((name.as_str(), value));
     }
-    copy_named_into(vs, values)
+    copy_named_into(vs, values).with_context(|| format!("loading the weights of {}", ckpt.path.display()))
 }
 
 /// A trained run rebuilt for evaluation or sampling, with its EMA weights.

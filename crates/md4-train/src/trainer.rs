@@ -130,8 +130,7 @@ impl Trainer {
         let model = ckpt.section("model");
         tch::no_grad(|| -> Result<()> {
             for (name, var) in &self.variables {
-                let value =
-                    model.get(name).with_context(|| format!("model/{name} is missing")).with_context(what)?;
+                let value = model.get(name).with_context(|| format!("model/{name} is missing"))?;
                 ensure!(
                     value.size() == var.size(),
                     "model/{name} has shape {:?}, expected {:?}",
@@ -141,7 +140,8 @@ impl Trainer {
                 var.shallow_clone().copy_(value);
             }
             Ok(())
-        })?;
+        })
+        .with_context(what)?;
         self.ema.restore(&ckpt.section("ema")).with_context(what)?;
         self.opt.restore(ckpt.step, &ckpt.section("adam_m"), &ckpt.section("adam_v")).with_context(what)?;
         self.step = ckpt.step;
