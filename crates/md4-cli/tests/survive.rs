@@ -254,3 +254,29 @@ fn a_second_writer_is_refused_and_a_killed_writers_lock_is_released() {
     let out = run(d, &args);
     assert!(out.status.success(), "the lock of a killed writer is gone: {}", stderr(&out));
 }
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let dir = setup();
+    let d = dir.path();
+    // Updates long enough (~0.3 s) that the second signal lands while the first one's update
+    // is still running (two signals sent back to back would merge into one pending signal).
+    let mut args = train_args("twice", 1000);
+    args.extend(["--set", "train.batch=128", "--set", "train.seq_len=256"].map(String::from));
+    let mut child = spawn(d, &args);
+    wait_for_step(d, "twice", 2, &mut child);
+    let pid = child.id().to_string();
+    let out = Command::new("bash")
+        .args(["-c", "kill -TERM $0 && sleep 0.05 && kill -TERM $0", &pid])
+        .output()
+        .unwrap();
+    let both = out.status.success();
+    let status = child.wait().unwrap();
+    if both {
+        assert_eq!(status.code(), Some(130), "the second signal must end the process at once");
+        eprintln!("second signal: exit 130");
+    } else {
+        // The first signal's checkpoint-and-exit won the race against the second kill.
+        assert_eq!(status.code(), Some(md4_train::guard::INTERRUPTED_EXIT_CODE));
+    }
+}
