@@ -11,10 +11,13 @@ pub fn git_commit(dir: Option<&Path>) -> String {
     git(dir, &["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".into())
 }
 
-/// Whether tracked files differ from HEAD; None when git cannot tell (no git, no commit yet).
+/// Whether tracked files other than `results/` differ from HEAD — the code, configs and docs
+/// a number depends on (an artifact rewrites its own files under `results/` before its record
+/// is written, which must not count); None when git cannot tell (no git, no commit yet).
 pub fn git_dirty(dir: Option<&Path>) -> Option<bool> {
     git(dir, &["rev-parse", "--verify", "HEAD"])?;
-    git(dir, &["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty())
+    git(dir, &["status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"])
+        .map(|s| !s.is_empty())
 }
 
 fn git(dir: Option<&Path>, args: &[&str]) -> Option<String> {
@@ -99,6 +102,32 @@ mod tests {
         // A leap day: `date -u -d @951782400` → Tue Feb 29 00:00:00 UTC 2000.
         assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(at(951_782_400 - 1), "2000-02-28T23:59:59Z");
+    }
+
+    #[test]
+    fn results_do_not_make_the_tree_dirty() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let run = |args: &[&str]| {
+            let ok = Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"])
+                .args(args)
+                .current_dir(d)
+                .output()
+                .is_ok_and(|o| o.status.success());
+            assert!(ok, "git {args:?}");
+        };
+        run(&["init", "-q"]);
+        std::fs::create_dir(d.join("results")).unwrap();
+        std::fs::write(d.join("results/table.md"), "1").unwrap();
+        std::fs::write(d.join("code.rs"), "1").unwrap();
+        run(&["add", "."]);
+        run(&["commit", "-q", "-m", "c"]);
+        assert_eq!(git_dirty(Some(d)), Some(false));
+        std::fs::write(d.join("results/table.md"), "2").unwrap();
+        assert_eq!(git_dirty(Some(d)), Some(false), "an artifact's own outputs");
+        std::fs::write(d.join("code.rs"), "2").unwrap();
+        assert_eq!(git_dirty(Some(d)), Some(true));
     }
 
     #[test]
