@@ -430,6 +430,21 @@ mod tests {
         assert_eq!(steps, vec![15, 20]);
     }
 
+    /// A reader never sees a checkpoint being written: the writer's temporary (here half a
+    /// file, as mid-write) is not a checkpoint name, so the newest complete one is read.
+    #[test]
+    fn readers_ignore_a_checkpoint_still_being_written() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), 5, 3);
+        let (_, complete) = write(dir.path(), 9, 3);
+        let half = fs::read(&complete).unwrap();
+        fs::remove_file(&complete).unwrap();
+        fs::write(dir.path().join(".ckpt-000000009.safetensors.tmp"), &half[..half.len() / 2]).unwrap();
+        assert_eq!(list_checkpoints(dir.path()).unwrap().len(), 1);
+        assert_eq!(load_latest_valid_ema(dir.path()).unwrap().unwrap().step, 5);
+        assert_eq!(remove_temporaries(dir.path()).unwrap(), 1);
+    }
+
     #[test]
     fn corrupt_and_truncated_files_are_detected_and_the_previous_one_is_used() {
         let dir = tempfile::tempdir().unwrap();
