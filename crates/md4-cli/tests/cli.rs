@@ -6,6 +6,8 @@
 //! `MD4_TEST_DEVICE=cuda:0 … --ignored` on a machine that has one (and no Rust: `MD4_BIN` and
 //! `MD4_REPO` then point at the copied binary and working tree).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -14,9 +16,7 @@ fn md4(args: &[&str], cwd: &Path) -> Output {
 }
 
 fn md4_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
-    let bin =
-        std::env::var_os("MD4_BIN").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_BIN_EXE_md4").into());
-    Command::new(bin)
+    Command::new(common::md4_bin())
         .args(args)
         .envs(env.iter().copied())
         .current_dir(cwd)
@@ -126,26 +126,13 @@ fn unknown_config_keys_are_named() {
     assert!(!out.status.success() && stderr.contains("stepz"), "{stderr}");
 }
 
-fn corpus(dir: &Path) {
-    // A small deterministic corpus of words.
-    let words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "home"];
-    let mut state = 7u64;
-    let mut text = String::new();
-    for _ in 0..1500 {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        text.push_str(words[(state >> 33) as usize % words.len()]);
-        text.push(' ');
-    }
-    std::fs::write(dir.join("corpus.txt"), text).unwrap();
-}
-
 /// Train on generated text through `--data text:PATH` (with a registry config), stop and
 /// resume, evaluate as JSON, sample, and see a finished run return at once.
 #[test]
 fn train_resume_eval_sample_on_own_text() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    corpus(d);
+    common::corpus(d, 7, 1500);
     let config = configs_dir().join("text8-tiny.yaml");
     let config = config.to_str().unwrap();
     let base = [
@@ -381,7 +368,7 @@ fn device_train_resume_eval_sample() {
     let device = device_under_test();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    corpus(d);
+    common::corpus(d, 7, 1500);
     let config = configs_dir().join("text8-tiny.yaml");
     let train = |run: &str, extra: &[&str]| {
         let mut args = vec![

@@ -5,6 +5,8 @@
 //! with `metrics.jsonl` holding each training step exactly once.
 //! `MD4_SOAK_KILLS=N` (default 5; `just soak` uses 50) sets the number of SIGKILLs.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -19,26 +21,14 @@ fn steps() -> i64 {
     120.max(15 * kills() as i64)
 }
 
-fn bin() -> PathBuf {
-    std::env::var_os("MD4_BIN").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_BIN_EXE_md4").into())
-}
-
 fn config() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/text8-tiny.yaml")
 }
 
-/// A deterministic corpus of words (as in cli.rs).
+/// A scratch directory with a generated corpus.
 fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "home"];
-    let mut state = 11u64;
-    let mut text = String::new();
-    for _ in 0..3000 {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        text.push_str(words[(state >> 33) as usize % words.len()]);
-        text.push(' ');
-    }
-    std::fs::write(dir.path().join("corpus.txt"), text).unwrap();
+    common::corpus(dir.path(), 11, 3000);
     dir
 }
 
@@ -65,7 +55,7 @@ fn train_args(run: &str, ckpt_every: i64) -> Vec<String> {
 }
 
 fn command(dir: &Path, args: &[String]) -> Command {
-    let mut c = Command::new(bin());
+    let mut c = Command::new(common::md4_bin());
     c.args(args).current_dir(dir).env("MD4_DATA_DIR", dir.join("data-cache"));
     c
 }
@@ -206,7 +196,7 @@ fn a_full_disk_is_a_clear_error_that_loses_nothing() {
     let out = Command::new("bash")
         .arg("-c")
         .arg(r#"trap "" XFSZ; ulimit -f 256; exec "$0" "$@""#)
-        .arg(bin())
+        .arg(common::md4_bin())
         .args(&args)
         .current_dir(d)
         .env("MD4_DATA_DIR", d.join("data-cache"))
