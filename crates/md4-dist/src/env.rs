@@ -35,14 +35,19 @@ impl DistEnv {
     /// [`DistEnv::from_env`] over any variable lookup (tests pass a map).
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<Self>> {
         let int = |k: &str| -> Result<Option<usize>> {
-            var(k).map(|v| v.trim().parse::<usize>().with_context(|| format!("{k}={v:?} is not a number"))).transpose()
+            var(k)
+                .map(|v| v.trim().parse::<usize>().with_context(|| format!("{k}={v:?} is not a number")))
+                .transpose()
         };
         let port = match var("MASTER_PORT") {
-            Some(p) => p.trim().parse::<u16>().with_context(|| format!("MASTER_PORT={p:?} is not a port number"))?,
+            Some(p) => {
+                p.trim().parse::<u16>().with_context(|| format!("MASTER_PORT={p:?} is not a port number"))?
+            }
             None => DEFAULT_PORT,
         };
         if let Some(world_size) = int("WORLD_SIZE")? {
-            let rank = int("RANK")?.context("WORLD_SIZE is set but RANK is not (start ranks with torchrun or `md4 launch`)")?;
+            let rank = int("RANK")?
+                .context("WORLD_SIZE is set but RANK is not (start ranks with torchrun or `md4 launch`)")?;
             let local_rank = int("LOCAL_RANK")?.unwrap_or(rank);
             let local_world_size = int("LOCAL_WORLD_SIZE")?.unwrap_or(world_size);
             let env = Self {
@@ -52,7 +57,8 @@ impl DistEnv {
                 local_world_size,
                 master_addr: var("MASTER_ADDR").unwrap_or_else(|| "127.0.0.1".into()),
                 master_port: port,
-                agent_store: var("TORCHELASTIC_USE_AGENT_STORE").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+                agent_store: var("TORCHELASTIC_USE_AGENT_STORE")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true")),
                 launcher: "torchrun",
             };
             return env.checked().map(Some);
@@ -87,7 +93,12 @@ impl DistEnv {
 
     fn checked(self) -> Result<Self> {
         ensure!(self.world_size >= 1, "WORLD_SIZE must be at least 1");
-        ensure!(self.rank < self.world_size, "rank {} is not below the world size {}", self.rank, self.world_size);
+        ensure!(
+            self.rank < self.world_size,
+            "rank {} is not below the world size {}",
+            self.rank,
+            self.world_size
+        );
         ensure!(
             self.local_rank < self.local_world_size.max(1),
             "local rank {} is not below the local world size {}",
@@ -126,7 +137,8 @@ mod tests {
     use std::collections::HashMap;
 
     fn read(pairs: &[(&str, &str)]) -> Result<Option<DistEnv>> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         DistEnv::from_vars(|k| map.get(k).cloned())
     }
 

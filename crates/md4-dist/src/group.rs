@@ -81,15 +81,9 @@ impl ProcessGroup {
     pub fn init(env: &DistEnv, backend: Backend, device: Device, timeout: Duration) -> Result<Self> {
         let who = format!("rank {} of {}", env.rank, env.world_size);
         let server = env.rank == 0 && !env.agent_store;
-        let store = Store::tcp(
-            &env.master_addr,
-            env.master_port,
-            server,
-            Some(env.world_size),
-            timeout,
-            "md4/",
-        )
-        .with_context(|| format!("{who}: joining the job"))?;
+        let store =
+            Store::tcp(&env.master_addr, env.master_port, server, Some(env.world_size), timeout, "md4/")
+                .with_context(|| format!("{who}: joining the job"))?;
         let inner = match backend {
             Backend::Gloo => {
                 ensure!(!device.is_cuda(), "{who}: Gloo carries CPU tensors here; use NCCL for {device:?}");
@@ -176,7 +170,9 @@ impl ProcessGroup {
         match &self.inner {
             Inner::Single => Ok(()),
             // SAFETY: the group is live; `t` is a live at::Tensor for the whole call.
-            Inner::Gloo(raw) => ffi::check(|err| unsafe { ffi::md4d_allreduce_sum(*raw, t.as_ptr() as *mut std::ffi::c_void, err) }),
+            Inner::Gloo(raw) => ffi::check(|err| unsafe {
+                ffi::md4d_allreduce_sum(*raw, t.as_ptr() as *mut std::ffi::c_void, err)
+            }),
             Inner::Nccl(comm) => comm.all_reduce_sum(t),
         }
         .with_context(|| format!("{}: all-reduce of {} values", self.who(), t.numel()))
@@ -188,9 +184,9 @@ impl ProcessGroup {
         match &self.inner {
             Inner::Single => Ok(()),
             // SAFETY: as in all_reduce_sum.
-            Inner::Gloo(raw) => {
-                ffi::check(|err| unsafe { ffi::md4d_broadcast(*raw, t.as_ptr() as *mut std::ffi::c_void, root as i32, err) })
-            }
+            Inner::Gloo(raw) => ffi::check(|err| unsafe {
+                ffi::md4d_broadcast(*raw, t.as_ptr() as *mut std::ffi::c_void, root as i32, err)
+            }),
             Inner::Nccl(comm) => comm.broadcast(t, root),
         }
         .with_context(|| format!("{}: broadcast from rank {root}", self.who()))

@@ -129,9 +129,8 @@ impl Comm {
         let p = t.data_ptr();
         // SAFETY: `t` is contiguous on this communicator's GPU (checked by the caller) and
         // outlives the call; the stream argument NULL is CUDA's legacy default stream.
-        let code = unsafe {
-            (self.all_reduce)(p, p, t.numel(), dtype, NCCL_SUM, self.comm, std::ptr::null_mut())
-        };
+        let code =
+            unsafe { (self.all_reduce)(p, p, t.numel(), dtype, NCCL_SUM, self.comm, std::ptr::null_mut()) };
         self.checked("ncclAllReduce", code)
     }
 
@@ -141,9 +140,8 @@ impl Comm {
         let count = if dtype == 1 { t.numel() * t.kind().elt_size_in_bytes() } else { t.numel() };
         let p = t.data_ptr();
         // SAFETY: as in all_reduce_sum; bytes are broadcast as uint8 for kinds NCCL lacks.
-        let code = unsafe {
-            (self.broadcast)(p, p, count, dtype, root as c_int, self.comm, std::ptr::null_mut())
-        };
+        let code =
+            unsafe { (self.broadcast)(p, p, count, dtype, root as c_int, self.comm, std::ptr::null_mut()) };
         self.checked("ncclBroadcast", code).context("broadcast")
     }
 }

@@ -26,7 +26,14 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Connect to (or, with `server`, host) the store at `host:port`. A server opened on port 0
     /// binds a free port ([`Store::port`]). Every operation waits at most `timeout`.
-    pub fn tcp(host: &str, port: u16, server: bool, world_size: Option<usize>, timeout: Duration, prefix: &str) -> Result<Self> {
+    pub fn tcp(
+        host: &str,
+        port: u16,
+        server: bool,
+        world_size: Option<usize>,
+        timeout: Duration,
+        prefix: &str,
+    ) -> Result<Self> {
         let c_host = CString::new(host)?;
         let c_prefix = CString::new(prefix)?;
         let mut raw = std::ptr::null_mut();
@@ -49,7 +56,9 @@ impl Store {
             if server {
                 format!("cannot host the TCP store on {host}:{port}")
             } else {
-                format!("cannot reach the TCP store at {host}:{port} (is rank 0 / the launcher running there?)")
+                format!(
+                    "cannot reach the TCP store at {host}:{port} (is rank 0 / the launcher running there?)"
+                )
             }
         })?;
         Ok(Self { raw, host: host.to_string() })
@@ -66,8 +75,10 @@ impl Store {
     pub fn set(&self, key: &str, value: &[u8]) -> Result<()> {
         let k = CString::new(key)?;
         // SAFETY: `raw` is live; `value` is valid for its length.
-        ffi::check(|err| unsafe { ffi::md4d_store_set(self.raw, k.as_ptr(), value.as_ptr(), value.len(), err) })
-            .with_context(|| format!("store: setting '{key}'"))
+        ffi::check(|err| unsafe {
+            ffi::md4d_store_set(self.raw, k.as_ptr(), value.as_ptr(), value.len(), err)
+        })
+        .with_context(|| format!("store: setting '{key}'"))
     }
 
     /// The value of `key`, waiting for another rank to set it (up to the store's timeout).

@@ -1,51 +1,25 @@
+#![allow(unsafe_code)] // one signal(2) call: a rank deaf to SIGTERM
 //! Two processes on 127.0.0.1 through c10d's Gloo: the collectives give the right values, a
 //! bucketed reduction equals the per-tensor one, and a rank that dies makes the other fail with
 //! an error naming it, within the timeout. The test binary re-runs itself as each rank
 //! (`MD4_DIST_TEST_WORKER` names the worker body).
 
-use md4_dist::{Backend, DistEnv, ProcessGroup, Store, bucket};
-use std::process::{Command, Output};
+use md4_dist::launch::{LaunchOptions, RankExit, launch};
+use md4_dist::{Backend, DistEnv, ProcessGroup, bucket};
+use std::ffi::OsString;
 use std::time::{Duration, Instant};
 use tch::{Device, Kind, Tensor};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Start `n` ranks of this test binary running `worker` (inside test `test`); `agent_store`:
-/// this process hosts the store, as torchrun's agent and `md4 launch` do; else rank 0 hosts it.
-fn spawn(test: &str, worker: &str, n: usize, agent_store: bool, extra: &[(&str, &str)]) -> Vec<Output> {
-    let (store, port) = if agent_store {
-        let s = Store::tcp("127.0.0.1", 0, true, None, TIMEOUT, "").unwrap();
-        let p = s.port().unwrap();
-        (Some(s), p)
-    } else {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        (None, l.local_addr().unwrap().port())
-    };
-    let children: Vec<_> = (0..n)
-        .map(|r| {
-            let mut c = Command::new(std::env::current_exe().unwrap());
-            c.args(["--exact", test, "--nocapture", "--test-threads=1"]);
-            for (k, v) in DistEnv::launcher_vars(n, r, port) {
-                c.env(k, v);
-            }
-            if !agent_store {
-                c.env_remove("TORCHELASTIC_USE_AGENT_STORE");
-            }
-            c.env("MD4_DIST_TEST_WORKER", worker);
-            for (k, v) in extra {
-                c.env(k, v);
-            }
-            c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-            c.spawn().unwrap()
-        })
-        .collect();
-    let out = children.into_iter().map(|c| c.wait_with_output().unwrap()).collect();
-    drop(store);
-    out
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+/// Run `worker` (inside test `test`) as `n` ranks of this test binary through the launcher;
+/// `agent_store`: the launcher hosts the store (torchrun's agent), else rank 0 does.
+fn spawn(test: &str, worker: &str, n: usize, agent_store: bool) -> Vec<RankExit> {
+    let args = ["--exact", test, "--nocapture", "--test-threads=1"].map(OsString::from).to_vec();
+    let mut opts = LaunchOptions::new(n, std::env::current_exe().unwrap(), args);
+    opts.env = vec![("MD4_DIST_TEST_WORKER".into(), worker.into())];
+    (opts.timeout, opts.grace, opts.capture, opts.agent_store) = (TIMEOUT, TIMEOUT, true, agent_store);
+    launch(&opts, &|| false).unwrap().ranks
 }
 
 fn join() -> ProcessGroup {
@@ -112,15 +86,18 @@ fn gloo_collectives_across_two_processes() {
         Err(_) => {}
     }
     for agent_store in [true, false] {
-        let outs = spawn("gloo_collectives_across_two_processes", "collectives", 2, agent_store, &[]);
+        let outs = spawn("gloo_collectives_across_two_processes", "collectives", 2, agent_store);
         for (r, o) in outs.iter().enumerate() {
-            assert!(o.status.success(), "rank {r} (agent store {agent_store}) failed:\n{}", text(o));
-            assert!(text(o).contains(&format!("worker {r} ok")), "{}", text(o));
+            assert!(o.status.success(), "rank {r} (agent store {agent_store}) failed:\n{}", o.output);
+            assert!(o.output.contains(&format!("worker {r} ok")), "{}", o.output);
         }
     }
 }
 
 fn dying_worker() {
+    // Deaf to the launcher's SIGTERM, as a rank on another node is: it must find out itself.
+    // SAFETY: installing SIG_IGN has no preconditions.
+    unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
     let env = DistEnv::from_env().unwrap().unwrap();
     let g = ProcessGroup::init(&env, Backend::Gloo, Device::Cpu, Duration::from_secs(8)).unwrap();
     if g.rank() == 1 {
@@ -142,11 +119,11 @@ fn a_dead_rank_fails_the_other_with_a_clear_error_within_the_timeout() {
         Err(_) => {}
     }
     let start = Instant::now();
-    let outs = spawn("a_dead_rank_fails_the_other_with_a_clear_error_within_the_timeout", "dying", 2, false, &[]);
+    let outs = spawn("a_dead_rank_fails_the_other_with_a_clear_error_within_the_timeout", "dying", 2, false);
     let elapsed = start.elapsed();
-    assert_eq!(outs[1].status.code(), Some(17), "{}", text(&outs[1]));
-    let t0 = text(&outs[0]);
-    assert_eq!(outs[0].status.code(), Some(3), "rank 0 must fail cleanly, not abort:\n{t0}");
+    assert_eq!(outs[1].code(), 17, "{}", outs[1].output);
+    let t0 = &outs[0].output;
+    assert_eq!(outs[0].code(), 3, "rank 0 must fail cleanly, not abort:\n{t0}");
     assert!(t0.contains("rank 0 of 2 (gloo)"), "the error names the rank:\n{t0}");
     assert!(elapsed < Duration::from_secs(8 + 15), "took {elapsed:?}");
     eprintln!("{}", t0.lines().find(|l| l.contains("failed after")).unwrap_or(""));

@@ -305,8 +305,8 @@ mod tests {
 /// to the current device when created).
 pub fn set_current_device(index: usize) -> Result<()> {
     // SAFETY: cudaSetDevice(int) -> cudaError_t.
-    let set: SetDevice =
-        unsafe { function(cudart(), "cudaSetDevice") }.ok_or_else(|| anyhow!("the CUDA runtime is not loaded"))?;
+    let set: SetDevice = unsafe { function(cudart(), "cudaSetDevice") }
+        .ok_or_else(|| anyhow!("the CUDA runtime is not loaded"))?;
     // SAFETY: plain int argument; errors are returned.
     let code = unsafe { set(index as c_int) };
     if code != 0 {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The exit status of a training process stopped by SIGINT/SIGTERM after writing a checkpoint.
-pub const INTERRUPTED_EXIT_CODE: i32 = 75;
+pub const INTERRUPTED_EXIT_CODE: i32 = md4_dist::INTERRUPTED_EXIT_CODE;
 
 /// An exclusive lock on a run directory, released when dropped (or when the process dies).
 #[derive(Debug)]

@@ -20,7 +20,8 @@ pub const TCH_VERSION: &str = "0.24.0";
 #[derive(Debug)]
 pub struct MetricsLog {
     path: PathBuf,
-    file: File,
+    /// None: a log that writes nothing (ranks other than 0 of a data-parallel run).
+    file: Option<File>,
 }
 
 impl MetricsLog {
@@ -53,12 +54,18 @@ impl MetricsLog {
             .append(true)
             .open(path)
             .with_context(|| format!("opening {}", path.display()))?;
-        Ok(Self { path: path.to_path_buf(), file })
+        Ok(Self { path: path.to_path_buf(), file: Some(file) })
+    }
+
+    /// A log that discards every line (for ranks other than 0).
+    pub fn discard() -> Self {
+        Self { path: PathBuf::new(), file: None }
     }
 
     /// Append one JSON object as a line.
     pub fn append(&mut self, value: &Value) -> Result<()> {
-        writeln!(self.file, "{value}").with_context(|| format!("writing {}", self.path.display()))
+        let Some(file) = &mut self.file else { return Ok(()) };
+        writeln!(file, "{value}").with_context(|| format!("writing {}", self.path.display()))
     }
 }
 
@@ -85,8 +92,19 @@ pub struct Session {
     /// recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub precision: Option<String>,
+    /// Data-parallel ranks (1: one process; absent in runs from before it was recorded).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub world_size: usize,
     pub git_commit: String,
     pub command: String,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 /// `run.json`: provenance of a run directory.
@@ -163,6 +181,7 @@ pub fn session(from_step: i64, device: Device, precision: &md4_models::Precision
         device: device_name(device),
         threads: tch::get_num_threads(),
         precision: Some(precision.describe()),
+        world_size: 1,
         git_commit: git_commit(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
     }

@@ -3,6 +3,12 @@
 //! `checkpoints/ckpt-<step>.safetensors`. [`train`] starts or resumes a run and returns at
 //! once when it has already finished; [`load_run`] rebuilds the model with its EMA weights for
 //! evaluation and sampling.
+//!
+//! Data parallel (`TrainOptions::group`), rank 0 owns the directory: it takes the lock, pins the
+//! configuration, prepares the data and writes `run.json`, metrics and checkpoints; the other
+//! ranks wait for it, then read the same configuration, data and checkpoint, and take rank 0's
+//! state by broadcast. Every rank must see the run directory (one machine, or a shared file
+//! system across nodes).
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::RunConfig;
@@ -13,10 +19,12 @@ use crate::metrics::{self, MetricsLog, RunRecord, TCH_VERSION};
 use crate::objective::{self, Trained};
 use crate::trainer::{self, LoopOptions, TrainSummary, Trainer};
 use anyhow::{Context, Result, bail, ensure};
+use md4_dist::ProcessGroup;
 use md4_models::{ComputePrecision, PrecisionChoice};
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tch::{Device, nn::VarStore};
 
 /// Options of [`train`] that are not part of the experiment.
@@ -31,11 +39,20 @@ pub struct TrainOptions {
     pub offline: bool,
     /// Where the user's own files are tokenised to (default: `<data root>/local`).
     pub local_cache: Option<PathBuf>,
+    /// Train data-parallel in this process group (None: one process).
+    pub group: Option<Arc<ProcessGroup>>,
 }
 
 impl Default for TrainOptions {
     fn default() -> Self {
-        Self { device: Device::Cpu, progress: true, stop_at: None, offline: false, local_cache: None }
+        Self {
+            device: Device::Cpu,
+            progress: true,
+            stop_at: None,
+            offline: false,
+            local_cache: None,
+            group: None,
+        }
     }
 }
 
@@ -89,17 +106,31 @@ fn pin_config(run_dir: &Path, cfg: &RunConfig) -> Result<()> {
 pub fn train(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Result<TrainSummary> {
     crate::tune_allocator();
     cfg.validate()?;
-    fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
-    let _lock = RunLock::acquire(run_dir)?;
-    pin_config(run_dir, cfg)?;
+    let group = opts.group.clone().unwrap_or_else(|| Arc::new(ProcessGroup::single(opts.device)));
+    let main = group.is_main();
+    let progress = opts.progress && main;
     let config_sha256 = cfg.sha256()?;
     let ckpt_dir = checkpoint_dir(run_dir);
-    let stray = checkpoint::remove_temporaries(&ckpt_dir)?;
-    if stray > 0 && opts.progress {
-        eprintln!(
-            "removed {stray} temporary file(s) an interrupted checkpoint write left in {}",
-            ckpt_dir.display()
-        );
+    let data_opts = DataOptions { offline: opts.offline, progress, local_cache: opts.local_cache.clone() };
+    let mut _lock = None;
+    let mut data = None;
+    if main {
+        fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+        _lock = Some(RunLock::acquire(run_dir)?);
+        pin_config(run_dir, cfg)?;
+        let stray = checkpoint::remove_temporaries(&ckpt_dir)?;
+        if stray > 0 && progress {
+            eprintln!(
+                "removed {stray} temporary file(s) an interrupted checkpoint write left in {}",
+                ckpt_dir.display()
+            );
+        }
+        // Prepared once, here, before the other ranks open it.
+        data = Some(Data::open(&cfg.data, cfg.train.seq_len, &data_opts)?);
+    }
+    group.barrier().context("waiting for rank 0 to prepare the run directory and the data")?;
+    if !main {
+        pin_config(run_dir, cfg).with_context(|| format!("rank {}", group.rank()))?;
     }
     let latest = checkpoint::load_latest_valid(&ckpt_dir)?;
     if let Some(c) = &latest {
@@ -121,15 +152,10 @@ pub fn train(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Result<Tra
             });
         }
     }
-    let data = Data::open(
-        &cfg.data,
-        cfg.train.seq_len,
-        &DataOptions {
-            offline: opts.offline,
-            progress: opts.progress,
-            local_cache: opts.local_cache.clone(),
-        },
-    )?;
+    let data = match data {
+        Some(d) => d,
+        None => Data::open(&cfg.data, cfg.train.seq_len, &DataOptions { offline: true, ..data_opts })?,
+    };
     ensure!(
         data.vocab == cfg.model.vocab().size(),
         "{} has vocabulary {} but the model's is {} (set model.vocab_size)",
@@ -140,30 +166,52 @@ pub fn train(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Result<Tra
     let vs = VarStore::new(opts.device);
     trainer::seed_initialisation(cfg.train.seed);
     let (trained, precision) = objective::build(cfg, &vs.root(), None)?;
-    if opts.progress {
+    if progress {
         eprintln!("precision: {}", precision.describe());
+        if group.size() > 1 {
+            eprintln!(
+                "data parallel: {} ranks ({}), global batch {}",
+                group.size(),
+                group.backend_name(),
+                cfg.train.batch
+            );
+        }
     }
-    let mut trainer = Trainer::new(&vs, &cfg.train);
+    let mut trainer = Trainer::new(&vs, &cfg.train).with_group(group.clone());
     let from_step = match &latest {
         Some(c) => {
             trainer.restore(c)?;
-            if opts.progress {
+            if progress {
                 eprintln!("resuming {} from step {}", run_dir.display(), c.step);
             }
             c.step
         }
         None => 0,
     };
-    record_session(run_dir, cfg, &config_sha256, &data, from_step, opts.device, &precision)?;
-    let mut log = MetricsLog::open(&run_dir.join("metrics.jsonl"), from_step)?;
-    // Which arithmetic the following lines come from (a resumed run may change machine).
-    log.append(&serde_json::json!({
-        "kind": "session",
-        "step": from_step,
-        "precision": precision.dtype.name(),
-        "precision_reason": precision.describe(),
-        "threads": tch::get_num_threads(),
-    }))?;
+    trainer.sync_from_main()?;
+    let mut log = MetricsLog::discard();
+    if main {
+        record_session(
+            run_dir,
+            cfg,
+            &config_sha256,
+            &data,
+            from_step,
+            opts.device,
+            &precision,
+            group.size(),
+        )?;
+        log = MetricsLog::open(&run_dir.join("metrics.jsonl"), from_step)?;
+        // Which arithmetic the following lines come from (a resumed run may change machine).
+        log.append(&serde_json::json!({
+            "kind": "session",
+            "step": from_step,
+            "precision": precision.dtype.name(),
+            "precision_reason": precision.describe(),
+            "threads": tch::get_num_threads(),
+            "world_size": group.size(),
+        }))?;
+    }
     let metadata = HashMap::from([
         ("config_sha256".to_string(), config_sha256),
         ("objective".to_string(), cfg.objective.name().to_string()),
@@ -177,7 +225,7 @@ pub fn train(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Result<Tra
         &ckpt_dir,
         &mut log,
         &metadata,
-        &LoopOptions { progress: opts.progress, stop_at: opts.stop_at },
+        &LoopOptions { progress, stop_at: opts.stop_at },
     )
 }
 
@@ -189,6 +237,7 @@ fn record_session(
     from_step: i64,
     device: Device,
     precision: &PrecisionChoice,
+    world_size: usize,
 ) -> Result<()> {
     let path = run_dir.join("run.json");
     let mut record = if path.exists() {
@@ -206,7 +255,9 @@ fn record_session(
             sessions: vec![],
         }
     };
-    record.sessions.push(metrics::session(from_step, device, precision));
+    let mut session = metrics::session(from_step, device, precision);
+    session.world_size = world_size;
+    record.sessions.push(session);
     record.write(&path)
 }
 

@@ -5,6 +5,17 @@
 //! An update: the batch is split into `accum` micro-batches whose objectives (each divided by
 //! `accum`) are back-propagated; a non-finite loss stops training with an error naming the step
 //! before any parameter changes; optional global-norm clipping; AdamW at `lr(step)`; EMA update.
+//!
+//! Data parallel (a [`ProcessGroup`] of W ranks): every rank draws the same global batch, takes
+//! its W-th and splits that into `accum` micro-batches. Micro-batch j of rank r is global
+//! micro-batch g = r·accum + j, and torch is reseeded for it from (seed, step, g), so W ranks ×
+//! accumulation A take exactly the updates of one process with accumulation W·A. Objectives are
+//! divided by W·A, gradients are summed over the ranks in buckets after backward, and the loss
+//! sums and the stop flag are summed with them: every rank sees the same finite check, clips
+//! the same gradients and stops at the same step. Only rank 0 writes checkpoints, metrics and
+//! progress. Validation uses batches of one global micro-batch, each seeded from its index,
+//! deals them out to the ranks and sums the per-sequence values, so W ranks × accumulation A
+//! validate exactly as one process with accumulation W·A.
 
 use crate::adamw::{AdamW, AdamWConfig};
 use crate::checkpoint::{self, Checkpoint};
@@ -17,9 +28,11 @@ use anyhow::{Context, Result, bail, ensure};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use md4_core::Objective;
 use md4_core::units::nats_to_bits;
+use md4_dist::{ProcessGroup, bucket};
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor, nn::VarStore};
 
@@ -37,6 +50,19 @@ pub fn stream_seed(seed: u64, stream: u64) -> i64 {
     };
     let z = mix(mix(seed ^ 0x6D64_345F_7472_6169) ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     (z >> 1) as i64
+}
+
+/// A seed for sub-stream `index` of a stream whose seed is `base`: sub-stream 0 continues the
+/// stream itself (no reseed), so a single micro-batch or validation batch draws exactly what it
+/// drew before streams were split.
+fn sub_seed(base: i64, index: u64) -> Option<i64> {
+    (index > 0).then(|| stream_seed(base as u64, index))
+}
+
+/// The torch seed of global micro-batch `g` of update `step` (None for g = 0: it continues the
+/// update's stream, seeded from (seed, step) before the batch is drawn).
+pub fn micro_batch_seed(seed: u64, step: u64, g: u64) -> Option<i64> {
+    sub_seed(stream_seed(seed, step), g)
 }
 
 /// Seed torch before building a model, so that its initialisation depends only on the seed.
@@ -65,6 +91,8 @@ pub struct StepStats {
     /// Gradient norm before clipping (only computed when clipping is on).
     pub grad_norm: Option<f64>,
     pub metrics: Vec<(String, f64)>,
+    /// Some rank was asked to stop (SIGINT/SIGTERM) before this update's reduction.
+    pub stop: bool,
 }
 
 /// A validation result with the EMA weights.
@@ -86,6 +114,7 @@ pub struct Trainer {
     ema: Ema,
     step: i64,
     device: Device,
+    group: Arc<ProcessGroup>,
     /// Wall seconds spent training, over every session of the run.
     pub wall_seconds: f64,
 }
@@ -105,8 +134,45 @@ impl Trainer {
             ema,
             step: 0,
             device: vs.device(),
+            group: Arc::new(ProcessGroup::single(vs.device())),
             wall_seconds: 0.0,
         }
+    }
+
+    /// Train data-parallel in `group` (call [`Trainer::sync_from_main`] after initialising or
+    /// restoring, so that every rank starts from rank 0's state).
+    pub fn with_group(mut self, group: Arc<ProcessGroup>) -> Self {
+        self.group = group;
+        self
+    }
+
+    /// The process group (a world of one unless [`Trainer::with_group`] set one).
+    pub fn group(&self) -> &ProcessGroup {
+        &self.group
+    }
+
+    /// Copy rank 0's variables, EMA, Adam moments and step to every rank; an error when the
+    /// ranks resumed from different steps (they must see the same run directory).
+    pub fn sync_from_main(&mut self) -> Result<()> {
+        let g = &self.group;
+        if g.size() == 1 {
+            return Ok(());
+        }
+        let step = Tensor::from_slice(&[self.step]).to_device(g.device());
+        g.broadcast(&step, 0)?;
+        let main_step = step.int64_value(&[0]);
+        ensure!(
+            main_step == self.step,
+            "rank {} resumed from step {} but rank 0 from step {main_step}: every rank must see the same run \
+             directory (a shared file system across nodes)",
+            g.rank(),
+            self.step
+        );
+        let mut state: Vec<Tensor> = self.variables.iter().map(|(_, t)| t.shallow_clone()).collect();
+        state.extend(self.ema.averages().iter().map(|(_, t)| t.shallow_clone()));
+        state.extend(self.opt.first_moments().map(|(_, t)| t.shallow_clone()));
+        state.extend(self.opt.second_moments().map(|(_, t)| t.shallow_clone()));
+        bucket::broadcast(g, &state, 0, bucket::DEFAULT_BUCKET_BYTES).context("broadcasting rank 0's state")
     }
 
     /// Updates done so far.
@@ -169,6 +235,14 @@ impl Trainer {
     pub fn train_step(&mut self, objective: &dyn Objective, data: &dyn Batches) -> Result<StepStats> {
         let k = self.step;
         let cfg = &self.cfg;
+        let (world, rank) = (self.group.size() as i64, self.group.rank() as i64);
+        let micro_batches = world * cfg.accum;
+        ensure!(
+            cfg.batch % micro_batches == 0,
+            "train.batch ({}) must be divisible by {world} rank(s) × train.accum ({})",
+            cfg.batch,
+            cfg.accum
+        );
         tch::manual_seed(stream_seed(cfg.seed, k as u64));
         let x0 = data.train_batch(cfg.seed, k as u64, cfg.batch);
         ensure!(
@@ -183,22 +257,38 @@ impl Trainer {
         let mut nelbo_sum = Tensor::zeros([], (Kind::Double, self.device));
         let mut metrics = vec![];
         md4_torch::note_memory(self.device);
-        for micro in x0.chunk(cfg.accum, 0) {
+        let share = x0.chunk(world, 0).swap_remove(rank as usize);
+        for (j, micro) in share.chunk(cfg.accum, 0).into_iter().enumerate() {
+            if let Some(s) = micro_batch_seed(cfg.seed, k as u64, (rank * cfg.accum) as u64 + j as u64) {
+                tch::manual_seed(s);
+            }
             let micro = md4_torch::to_device(&micro, self.device);
             let out = objective.loss(&micro, true);
-            (&out.objective / cfg.accum as f64).backward();
+            (&out.objective / micro_batches as f64).backward();
             objective_sum += out.objective.detach().to_kind(Kind::Double);
             nelbo_sum += out.nelbo.to_kind(Kind::Double).sum(Kind::Double);
             metrics = out.metrics;
         }
-        let objective_nats = objective_sum.double_value(&[]) / cfg.accum as f64;
-        let loss_nats = nelbo_sum.double_value(&[]) / (cfg.batch * cfg.seq_len) as f64;
+        let mut sums = [
+            objective_sum.double_value(&[]),
+            nelbo_sum.double_value(&[]),
+            crate::guard::stop_requested() as u8 as f64,
+        ];
+        self.group.sum_f64(&mut sums).with_context(|| format!("reducing the losses of step {k}"))?;
+        let objective_nats = sums[0] / micro_batches as f64;
+        let loss_nats = sums[1] / (cfg.batch * cfg.seq_len) as f64;
         if !objective_nats.is_finite() || !loss_nats.is_finite() {
             self.opt.zero_grad();
             bail!(
                 "non-finite loss at step {k} (objective {objective_nats}, nelbo {loss_nats} nats/token); \
                  training stopped, no checkpoint written from this state"
             );
+        }
+        if self.group.size() > 1 {
+            let grads: Vec<Tensor> =
+                self.opt.params().iter().map(|(_, p)| p.grad()).filter(Tensor::defined).collect();
+            bucket::all_reduce_sum(&self.group, &grads, bucket::DEFAULT_BUCKET_BYTES)
+                .with_context(|| format!("reducing the gradients of step {k}"))?;
         }
         let grad_norm = cfg.clip.map(|c| self.opt.clip_grad_norm(c).double_value(&[]));
         let lr = self.schedule.at(k);
@@ -211,41 +301,50 @@ impl Trainer {
             lr,
             grad_norm,
             metrics,
+            stop: sums[2] > 0.0,
         })
     }
 
     /// Validation bits per token with the EMA weights on the first `eval_batches` batches of
     /// the validation data (a fixed seed, so values are comparable across steps). The live
     /// parameters are swapped back exactly afterwards. `None` without validation data.
-    pub fn validate(&mut self, objective: &dyn Objective, data: &dyn Batches) -> Option<Validation> {
+    pub fn validate(&mut self, objective: &dyn Objective, data: &dyn Batches) -> Result<Option<Validation>> {
         let total = data.eval_len();
-        let micro = self.cfg.micro_batch() as u64;
+        // Batches of one global micro-batch (batch / (W·accum) sequences): W ranks × accum A
+        // validate exactly as one process with accumulation W·A.
+        let micro = (self.cfg.micro_batch() / self.group.size() as i64).max(1) as u64;
         if total == 0 || self.cfg.eval_batches == 0 {
-            return None;
+            return Ok(None);
         }
+        let batches = (self.cfg.eval_batches as u64).min(total.div_ceil(micro));
+        let sequences = (batches * micro).min(total) as usize;
+        let (world, rank) = (self.group.size() as u64, self.group.rank() as u64);
         self.ema.swap(self.opt.params());
-        tch::manual_seed(stream_seed(self.cfg.seed, VALIDATION_STREAM));
-        let mut per_sequence: Vec<f64> = vec![];
+        let base = stream_seed(self.cfg.seed, VALIDATION_STREAM);
+        let mut per_sequence = vec![0.0f64; sequences];
         tch::no_grad(|| {
-            for i in 0..self.cfg.eval_batches as u64 {
+            for i in (0..batches).filter(|i| i % world == rank) {
+                tch::manual_seed(sub_seed(base, i).unwrap_or(base));
                 let start = i * micro;
-                if start >= total {
-                    break;
-                }
                 let x0 = md4_torch::to_device(&data.eval_batch(start, micro.min(total - start)), self.device);
                 let n = x0.size()[1] as f64;
                 let nelbo = objective.loss(&x0, false).nelbo.to_kind(Kind::Double).to_device(Device::Cpu);
-                per_sequence
-                    .extend(Vec::<f64>::try_from(&nelbo).unwrap_or_default().into_iter().map(|v| v / n));
+                for (slot, v) in per_sequence[start as usize..]
+                    .iter_mut()
+                    .zip(Vec::<f64>::try_from(&nelbo).unwrap_or_default())
+                {
+                    *slot = v / n;
+                }
             }
         });
         self.ema.swap(self.opt.params());
+        self.group.sum_f64(&mut per_sequence).context("reducing the validation results")?;
         let (mean, se) = mean_and_se(&per_sequence);
-        Some(Validation {
+        Ok(Some(Validation {
             bits: nats_to_bits(mean),
             se_bits: nats_to_bits(se),
             sequences: per_sequence.len(),
-        })
+        }))
     }
 }
 
@@ -303,7 +402,8 @@ fn progress_bar(total: i64, at: i64, enabled: bool) -> ProgressBar {
 
 /// Train from the trainer's current step to `train.steps` (or `stop_at`): metrics lines to
 /// `metrics`, checkpoints (with `metadata`) to `ckpt_dir` every `ckpt_every` updates and at the
-/// end, validation every `eval_every` updates.
+/// end, validation every `eval_every` updates. Data parallel, only rank 0 writes (metrics,
+/// checkpoints, progress); every rank returns the same summary.
 pub fn run_loop(
     trainer: &mut Trainer,
     objective: &dyn Objective,
@@ -329,7 +429,9 @@ pub fn run_loop(
     if start >= stop {
         return Ok(summary);
     }
-    let bar = progress_bar(cfg.steps, start, opts.progress);
+    let main = trainer.group().is_main();
+    let single = trainer.group().size() == 1;
+    let bar = progress_bar(cfg.steps, start, opts.progress && main);
     let tokens_per_step = (cfg.batch * cfg.seq_len) as f64;
     let (mut window_loss, mut window_steps, mut window_seconds) = (0.0, 0, 0.0);
     let (base_wall, session) = (trainer.wall_seconds, Instant::now());
@@ -339,8 +441,11 @@ pub fn run_loop(
             Ok(s) => s,
             Err(e) => {
                 bar.abandon();
-                metrics
-                    .append(&json!({"kind": "error", "step": trainer.step(), "error": format!("{e:#}")}))?;
+                if main {
+                    metrics.append(
+                        &json!({"kind": "error", "step": trainer.step(), "error": format!("{e:#}")}),
+                    )?;
+                }
                 return Err(e);
             }
         };
@@ -350,7 +455,7 @@ pub fn run_loop(
         window_seconds += step_start.elapsed().as_secs_f64();
         trainer.wall_seconds = base_wall + session.elapsed().as_secs_f64();
         summary.last_loss_bits = Some(stats.loss_bits);
-        if k % cfg.log_every == 0 || k == stop {
+        if main && (k % cfg.log_every == 0 || k == stop) {
             let tokens_per_s = tokens_per_step * window_steps as f64 / window_seconds.max(1e-9);
             let mean_loss = window_loss / window_steps as f64;
             let mut line = json!({
@@ -376,35 +481,45 @@ pub fn run_loop(
             (window_loss, window_steps, window_seconds) = (0.0, 0, 0.0);
         }
         let validate_now = cfg.eval_every > 0 && (k % cfg.eval_every == 0 || k == cfg.steps);
-        if let Some(v) = validate_now.then(|| trainer.validate(objective, data)).flatten() {
-            metrics.append(&json!({
-                "kind": "validation",
-                "step": k,
-                "val_bits": v.bits,
-                "val_se_bits": v.se_bits,
-                "val_sequences": v.sequences,
-                "wall_s": trainer.wall_seconds,
-            }))?;
+        let validation = if validate_now { trainer.validate(objective, data)? } else { None };
+        if let Some(v) = validation {
+            if main {
+                metrics.append(&json!({
+                    "kind": "validation",
+                    "step": k,
+                    "val_bits": v.bits,
+                    "val_se_bits": v.se_bits,
+                    "val_sequences": v.sequences,
+                    "wall_s": trainer.wall_seconds,
+                }))?;
+            }
             bar.println(format!("step {k}: validation {:.4} ± {:.4} bits/token (ema)", v.bits, v.se_bits));
             summary.last_validation = Some(v);
         }
+        let save = |trainer: &mut Trainer| -> Result<PathBuf> {
+            trainer.wall_seconds = base_wall + session.elapsed().as_secs_f64();
+            if main { trainer.save(ckpt_dir, metadata) } else { Ok(checkpoint::checkpoint_path(ckpt_dir, k)) }
+        };
         let saved_now = k % cfg.ckpt_every == 0 || k == stop;
         if saved_now {
-            trainer.wall_seconds = base_wall + session.elapsed().as_secs_f64();
-            summary.checkpoint = Some(trainer.save(ckpt_dir, metadata)?);
+            summary.checkpoint = Some(save(trainer)?);
         }
-        if crate::guard::stop_requested() {
+        if stats.stop || (single && crate::guard::stop_requested()) {
             if !saved_now {
-                trainer.wall_seconds = base_wall + session.elapsed().as_secs_f64();
-                summary.checkpoint = Some(trainer.save(ckpt_dir, metadata)?);
+                summary.checkpoint = Some(save(trainer)?);
             }
-            metrics.append(&json!({"kind": "interrupted", "step": k, "wall_s": trainer.wall_seconds}))?;
+            if main {
+                metrics.append(&json!({"kind": "interrupted", "step": k, "wall_s": trainer.wall_seconds}))?;
+            }
             bar.abandon();
+            // Nobody leaves before rank 0's checkpoint is on disk (a launcher may stop the rest).
+            trainer.group().barrier().context("waiting for rank 0's checkpoint")?;
             let checkpoint = summary.checkpoint.clone().expect("a checkpoint was just written");
             return Err(crate::guard::Interrupted { step: k, checkpoint }.into());
         }
         bar.set_position(k as u64);
     }
+    trainer.group().barrier().context("waiting for rank 0's final checkpoint")?;
     bar.finish_and_clear();
     summary.step = trainer.step();
     summary.already_finished = false;

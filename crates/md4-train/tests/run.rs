@@ -45,6 +45,7 @@ fn opts(dir: &Path) -> TrainOptions {
         stop_at: None,
         offline: true,
         local_cache: Some(dir.join("cache")),
+        group: None,
     }
 }
 
