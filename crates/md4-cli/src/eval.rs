@@ -49,6 +49,8 @@ pub struct EvalArgs {
     #[command(flatten)]
     device: md4_torch::DeviceArgs,
     #[command(flatten)]
+    dist: crate::dist::DistArgs,
+    #[command(flatten)]
     compute: crate::ComputeArgs,
     /// Print one JSON object instead of text.
     #[arg(long)]
@@ -103,10 +105,12 @@ fn eval_set(data: &DataConfig, split: Option<&str>, seq_len: i64) -> Result<(Eva
 }
 
 pub fn run(a: EvalArgs) -> Result<()> {
-    let device = a.device.open()?;
+    // Under `md4 launch` / torchrun the batches are dealt out to the ranks; rank 0 reports.
+    let (device, group) = a.dist.join(&a.device)?;
+    let main = group.as_ref().is_none_or(|g| g.is_main());
     let loaded = load_run_with(&a.run_dir, device, a.compute.apply())?;
     let cfg = &loaded.cfg;
-    if !a.json {
+    if !a.json && main {
         eprintln!("precision: {}", loaded.precision.describe());
     }
     let (set, what) = eval_set(&cfg.data, a.split.as_deref(), cfg.train.seq_len)?;
@@ -116,6 +120,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let batch = a.batch.unwrap_or(cfg.train.micro_batch() as usize);
     let mut config = EvalConfig::new(batch, a.passes, a.seed, device);
     config.progress = !a.json;
+    config.group = group;
     let (result, bound) = score(&loaded.trained, a.steps, &sequences, &config)?;
     let compared = match &a.compare {
         None => None,
@@ -126,7 +131,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
                 "--compare needs a run on the same data and sequence length as {}",
                 a.run_dir.display()
             );
-            if !a.json {
+            if !a.json && main {
                 eprintln!("scoring {} on the same sequences and streams", other_dir.display());
             }
             let (other_result, other_bound) = score(&other.trained, a.steps, &sequences, &config)?;
@@ -135,6 +140,9 @@ pub fn run(a: EvalArgs) -> Result<()> {
         }
     };
     let (bits, se) = (nats_to_bits(result.mean_nats_per_token), nats_to_bits(result.se_nats_per_token));
+    if !main {
+        return Ok(());
+    }
     if a.json {
         let out = json!({
             "run_dir": a.run_dir,

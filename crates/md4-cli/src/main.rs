@@ -8,12 +8,15 @@
 //! md4 eval --run-dir runs/tiny --passes 4 --json
 //! md4 sample --run-dir runs/tiny --steps 256 --out samples.txt
 //! md4 info --preset md4-s-owt
+//! md4 launch --nproc 2 -- train --config configs/text8-tiny.yaml --run-dir runs/ddp
+//! torchrun --nproc-per-node 8 --no-python md4 train --device cuda --config … --run-dir …
 //! ```
 //!
 //! The binary only parses arguments and decides where files go; the work happens in
 //! md4-train, md4-eval, md4-models and md4-data.
 
 mod curves;
+mod dist;
 mod eval;
 mod sample;
 
@@ -45,6 +48,9 @@ enum Command {
     Data(DataArgs),
     /// Plot a run's training and validation curves against updates and wall time.
     Curves(curves::CurvesArgs),
+    /// Start N data-parallel ranks of an md4 command on this machine (like torchrun
+    /// --standalone --nproc-per-node N): `md4 launch --nproc 2 -- train --config … --run-dir …`.
+    Launch(dist::LaunchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +79,8 @@ struct TrainArgs {
     holdout: f64,
     #[command(flatten)]
     device: md4_torch::DeviceArgs,
+    #[command(flatten)]
+    dist: dist::DistArgs,
     #[command(flatten)]
     compute: ComputeArgs,
     /// Stop (with a checkpoint) after this many updates; run again to continue.
@@ -154,6 +162,7 @@ fn main() {
         Command::Info(a) => info(a),
         Command::Data(a) => data(a),
         Command::Curves(a) => curves::curves(a),
+        Command::Launch(a) => dist::run(a).map(|code| std::process::exit(code)),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
@@ -191,14 +200,20 @@ fn resolve_train_config(a: &TrainArgs) -> Result<RunConfig> {
 
 fn train(a: TrainArgs) -> Result<()> {
     let cfg = resolve_train_config(&a)?;
+    let (device, group) = a.dist.join(&a.device)?;
+    let main = group.as_ref().is_none_or(|g| g.is_main());
     let opts = TrainOptions {
-        device: a.device.open()?,
+        device,
         progress: !a.quiet,
         stop_at: a.stop_at,
         offline: a.offline,
         local_cache: None,
+        group,
     };
     let summary = md4_train::train(&cfg, &a.run_dir, &opts)?;
+    if !main {
+        return Ok(());
+    }
     if summary.already_finished {
         println!("{} already finished at step {}", a.run_dir.display(), summary.step);
         return Ok(());

@@ -51,6 +51,8 @@ fn every_subcommand_has_help() {
                 "--device",
                 "--deterministic",
                 "--threads",
+                "--dist-backend",
+                "--dist-timeout",
             ][..],
         ),
         ("eval", &["--run-dir", "--passes", "--steps", "--split", "--json", "--compare"]),
@@ -61,6 +63,7 @@ fn every_subcommand_has_help() {
         ("info", &["--preset", "--memory", "--world-size"]),
         ("data", &["--from", "--offline", "--list"]),
         ("curves", &["--run-dir", "--out", "--reference"]),
+        ("launch", &["--nproc", "--grace"]),
     ] {
         let out = md4(&[sub, "--help"], dir.path());
         let (stdout, stderr) = text(&out);

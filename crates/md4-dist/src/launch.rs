@@ -134,14 +134,14 @@ pub fn launch(opts: &LaunchOptions, stop_requested: &dyn Fn() -> bool) -> Result
     let mut killed = false;
     while status.iter().any(Option::is_none) {
         for (rank, (child, _)) in children.iter_mut().enumerate() {
-            if status[rank].is_none() {
-                if let Some(s) = child.try_wait()? {
-                    status[rank] = Some(s);
-                    let failed = !s.success() && s.code() != Some(crate::INTERRUPTED_EXIT_CODE);
-                    if failed && stop_since.is_none() {
-                        first_failure = Some(rank);
-                        eprintln!("md4 launch: rank {rank} failed ({s}); stopping the other ranks");
-                    }
+            if status[rank].is_none()
+                && let Some(s) = child.try_wait()?
+            {
+                status[rank] = Some(s);
+                let failed = !s.success() && s.code() != Some(crate::INTERRUPTED_EXIT_CODE);
+                if failed && stop_since.is_none() {
+                    first_failure = Some(rank);
+                    eprintln!("md4 launch: rank {rank} failed ({s}); stopping the other ranks");
                 }
             }
         }
@@ -155,14 +155,15 @@ pub fn launch(opts: &LaunchOptions, stop_requested: &dyn Fn() -> bool) -> Result
                 }
             }
         }
-        if let Some(since) = stop_since {
-            if !killed && since.elapsed() > opts.grace {
-                killed = true;
-                for (rank, (child, _)) in children.iter().enumerate() {
-                    if status[rank].is_none() {
-                        eprintln!("md4 launch: rank {rank} did not stop within {:?}; killing it", opts.grace);
-                        signal(child, libc::SIGKILL);
-                    }
+        if let Some(since) = stop_since
+            && !killed
+            && since.elapsed() > opts.grace
+        {
+            killed = true;
+            for (rank, (child, _)) in children.iter().enumerate() {
+                if status[rank].is_none() {
+                    eprintln!("md4 launch: rank {rank} did not stop within {:?}; killing it", opts.grace);
+                    signal(child, libc::SIGKILL);
                 }
             }
         }

@@ -16,8 +16,10 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use md4_dist::ProcessGroup;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
@@ -108,7 +110,7 @@ pub fn tokens_sha256(sequences: &impl EvalSequences) -> Result<String> {
 }
 
 /// How to run an evaluation.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct EvalConfig {
     /// Sequences per call of the closure; the last batch may be smaller.
     pub batch_size: usize,
@@ -121,13 +123,16 @@ pub struct EvalConfig {
     pub seed: i64,
     /// Where the batches are moved before the closure sees them.
     pub device: Device,
-    /// Draw an indicatif progress bar on stderr.
+    /// Draw an indicatif progress bar on stderr (rank 0 only in a process group).
     pub progress: bool,
+    /// Evaluate data-parallel: batch b is scored by rank b mod W and the per-sequence values
+    /// are summed over the ranks, so every rank returns the single-process result, bit for bit.
+    pub group: Option<Arc<ProcessGroup>>,
 }
 
 impl EvalConfig {
     pub fn new(batch_size: usize, passes: usize, seed: i64, device: Device) -> Self {
-        Self { batch_size, passes, seed, device, progress: true }
+        Self { batch_size, passes, seed, device, progress: true, group: None }
     }
 }
 
@@ -178,30 +183,48 @@ where
     ensure!(config.batch_size > 0, "batch size must be positive");
     ensure!(config.passes > 0, "the number of passes must be positive");
     let started = Instant::now();
+    let (world, rank) = config.group.as_ref().map_or((1, 0), |g| (g.size(), g.rank()));
     let n_batches = n_sequences.div_ceil(config.batch_size);
-    let bar = progress_bar((n_batches * config.passes) as u64, config.progress);
-    let mut sums = vec![0.0f64; n_sequences];
-    let mut pass_means = Vec::with_capacity(config.passes);
+    let mine = (0..n_batches).filter(|b| b % world == rank).count();
+    let bar = progress_bar((mine * config.passes) as u64, config.progress && rank == 0);
+    // values[p·n + i]: sequence i in pass p (zero where another rank scores it).
+    let mut values = vec![0.0f64; n_sequences * config.passes];
     for pass in 0..config.passes {
         tch::manual_seed(config.seed + pass as i64);
-        let mut pass_total = 0.0;
-        for start in (0..n_sequences).step_by(config.batch_size) {
+        for (b, start) in (0..n_sequences).step_by(config.batch_size).enumerate() {
+            if b % world != rank {
+                continue;
+            }
             let end = (start + config.batch_size).min(n_sequences);
             let x0 = md4_torch::to_device(&sequences.batch(start, end), config.device);
             let rows: Vec<u64> = (start as u64..end as u64).collect();
-            let values =
+            let batch =
                 md4_core::noise::keyed(config.seed as u64, pass as u32, &rows, || tch::no_grad(|| nll(&x0)));
-            let values = batch_values(&values, end - start)
+            let batch = batch_values(&batch, end - start)
                 .with_context(|| format!("pass {pass}, sequences {start}..{end}"))?;
-            for (sum, v) in sums[start..end].iter_mut().zip(&values) {
+            values[pass * n_sequences + start..pass * n_sequences + end].copy_from_slice(&batch);
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    if let Some(g) = &config.group {
+        g.sum_f64(&mut values).context("summing the per-sequence values over the ranks")?;
+    }
+    // Sums in the order of one process scoring every batch itself.
+    let mut sums = vec![0.0f64; n_sequences];
+    let mut pass_means = Vec::with_capacity(config.passes);
+    for pass in 0..config.passes {
+        let mut pass_total = 0.0;
+        for start in (0..n_sequences).step_by(config.batch_size) {
+            let end = (start + config.batch_size).min(n_sequences);
+            let batch = &values[pass * n_sequences + start..pass * n_sequences + end];
+            for (sum, v) in sums[start..end].iter_mut().zip(batch) {
                 *sum += v;
             }
-            pass_total += values.iter().sum::<f64>();
-            bar.inc(1);
+            pass_total += batch.iter().sum::<f64>();
         }
         pass_means.push(pass_total / (n_sequences * seq_len) as f64);
     }
-    bar.finish_and_clear();
     let per_sequence: Vec<f64> = sums.iter().map(|s| s / config.passes as f64).collect();
     let (mean, se) = mean_and_se(&per_sequence);
     Ok(EvalResult {

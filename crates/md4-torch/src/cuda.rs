@@ -252,6 +252,20 @@ pub fn require_available() -> Result<i64> {
     Ok(tch::Cuda::device_count())
 }
 
+/// Make GPU `index` the CUDA runtime's current device for this thread (NCCL communicators bind
+/// to the current device when created).
+pub fn set_current_device(index: usize) -> Result<()> {
+    // SAFETY: cudaSetDevice(int) -> cudaError_t.
+    let set: SetDevice = unsafe { function(cudart(), "cudaSetDevice") }
+        .ok_or_else(|| anyhow!("the CUDA runtime is not loaded"))?;
+    // SAFETY: plain int argument; errors are returned.
+    let code = unsafe { set(index as c_int) };
+    if code != 0 {
+        bail!("cudaSetDevice({index}) failed with CUDA error {code}");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,18 +313,4 @@ mod tests {
         assert_eq!(name(0), None);
         assert_eq!(peak_memory(), None);
     }
-}
-
-/// Make GPU `index` the CUDA runtime's current device for this thread (NCCL communicators bind
-/// to the current device when created).
-pub fn set_current_device(index: usize) -> Result<()> {
-    // SAFETY: cudaSetDevice(int) -> cudaError_t.
-    let set: SetDevice = unsafe { function(cudart(), "cudaSetDevice") }
-        .ok_or_else(|| anyhow!("the CUDA runtime is not loaded"))?;
-    // SAFETY: plain int argument; errors are returned.
-    let code = unsafe { set(index as c_int) };
-    if code != 0 {
-        bail!("cudaSetDevice({index}) failed with CUDA error {code}");
-    }
-    Ok(())
 }

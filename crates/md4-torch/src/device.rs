@@ -112,6 +112,23 @@ impl DeviceArgs {
         set_threads(self.threads);
         Ok(device)
     }
+
+    /// [`DeviceArgs::open`] for local rank `local_rank` of `local_ranks` on this machine:
+    /// `--device cuda` means `cuda:LOCAL_RANK` (one GPU per rank, as NCCL requires).
+    pub fn open_for_rank(&self, local_rank: usize, local_ranks: usize) -> Result<Device> {
+        if self.device == "cuda" {
+            let spec = format!("cuda:{local_rank}");
+            return Self { device: spec, ..self.clone() }.open();
+        }
+        if local_ranks > 1 && self.device.starts_with("cuda:") {
+            bail!(
+                "--device {}: {local_ranks} ranks on this machine would share one GPU; give --device cuda \
+                 (each rank takes cuda:LOCAL_RANK) or restrict each rank with CUDA_VISIBLE_DEVICES",
+                self.device
+            );
+        }
+        self.open()
+    }
 }
 
 /// Set the number of CPU threads libtorch uses: `threads` when given, else `OMP_NUM_THREADS`

@@ -2,17 +2,14 @@
 //! dropout so that the RNG matters): exact resume, NaN handling, gradient accumulation and
 //! EMA validation. Independent of md4-models.
 
-use md4_core::{Denoiser, LossOutput, MaskingSchedule, Md4, Objective, Schedule, Vocab};
-use md4_models::ComputePrecision;
+use md4_core::{Denoiser, LossOutput, Objective};
 use md4_train::checkpoint::{list_checkpoints, read_checkpoint};
-use md4_train::metrics::{MetricsLog, read_metrics};
-use md4_train::trainer::{LoopOptions, run_loop, seed_initialisation};
-use md4_train::{Batches, TrainConfig, Trainer};
+use md4_train::metrics::read_metrics;
+use md4_train::trainer::seed_initialisation;
+use md4_train::{Batches, Trainer};
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
-use tch::{Device, Kind, Tensor, nn, nn::VarStore};
+use tch::{Device, Kind, Tensor, nn::VarStore};
 
 mod common;
 use common::*;

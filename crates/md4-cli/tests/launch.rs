@@ -1,0 +1,176 @@
+//! `md4 launch` end to end: two CPU ranks (Gloo over 127.0.0.1) train the tiny transformer on
+//! generated text and end bit-identical to one process with twice the accumulation; a SIGTERM
+//! to the launcher makes both ranks checkpoint the same step; a failing command fails the launch
+//! with the rank's status.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn md4(args: &[&str], cwd: &Path) -> Output {
+    Command::new(common::md4_bin())
+        .args(args)
+        .current_dir(cwd)
+        .env("MD4_DATA_DIR", cwd.join("data-cache"))
+        .env("MD4_DIST_TIMEOUT", "60")
+        .output()
+        .expect("running md4")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn train_args<'a>(config: &'a str, run: &'a str, accum: &'a str, steps: &'a str) -> Vec<String> {
+    [
+        "train",
+        "--config",
+        config,
+        "--data",
+        "text:corpus.txt",
+        "--holdout",
+        "0.1",
+        "--run-dir",
+        run,
+        "--quiet",
+        "--threads",
+        "1",
+        "--set",
+        "train.batch=4",
+        "--set",
+        "train.seq_len=32",
+        "--set",
+        "train.warmup=1",
+        "--set",
+        "train.eval_every=2",
+        "--set",
+        "train.eval_batches=2",
+        "--set",
+        "train.log_every=1",
+        "--set",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain([format!("train.accum={accum}"), "--set".into(), format!("train.steps={steps}")])
+    .collect()
+}
+
+fn config() -> String {
+    let dir = match std::env::var_os("MD4_REPO") {
+        Some(repo) => std::path::PathBuf::from(repo),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
+    };
+    dir.join("configs/text8-tiny.yaml").display().to_string()
+}
+
+fn last_checkpoint(run: &Path) -> Vec<(String, tch::Tensor)> {
+    let ckpts = md4_train::checkpoint::list_checkpoints(&run.join("checkpoints")).unwrap();
+    let mut v = tch::Tensor::read_safetensors(&ckpts.last().unwrap().1).unwrap();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn metrics(run: &Path) -> Vec<String> {
+    md4_train::metrics::read_metrics(&run.join("metrics.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter(|l| l["kind"] != "session")
+        .map(|mut l| {
+            for k in ["tokens_per_s", "wall_s"] {
+                l.as_object_mut().unwrap().remove(k);
+            }
+            l.to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn two_ranks_equal_one_process_with_twice_the_accumulation() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    common::corpus(d, 11, 3000);
+    let cfg = config();
+    let one = train_args(&cfg, "one", "2", "4");
+    let out = md4(&one.iter().map(String::as_str).collect::<Vec<_>>(), d);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut launch = vec!["launch".to_string(), "--nproc".into(), "2".into(), "--".into()];
+    launch.extend(train_args(&cfg, "two", "1", "4"));
+    let out = md4(&launch.iter().map(String::as_str).collect::<Vec<_>>(), d);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert_eq!(log.matches("step 4/4").count(), 1, "only rank 0 reports:\n{log}");
+    let (a, b) = (last_checkpoint(&d.join("one")), last_checkpoint(&d.join("two")));
+    assert_eq!(a.len(), b.len());
+    for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        assert!(ta.equal(tb), "{na} differs: max |Δ| {:e}", (ta - tb).abs().max().double_value(&[]));
+    }
+    assert_eq!(metrics(&d.join("one")), metrics(&d.join("two")));
+    let record = md4_train::RunRecord::read(&d.join("two/run.json")).unwrap();
+    assert_eq!(record.sessions[0].world_size, 2);
+
+    // Evaluation dealt out to two ranks reads exactly as one process (keyed streams, summed
+    // per-sequence values); only rank 0 prints.
+    let eval = ["eval", "--run-dir", "one", "--json", "--passes", "2", "--batch", "4", "--threads", "1"];
+    let single = md4(&eval, d);
+    assert!(single.status.success(), "{}", text(&single));
+    let mut launched = vec!["launch", "--nproc", "2", "--"];
+    launched.extend(eval);
+    let split = md4(&launched, d);
+    assert!(split.status.success(), "{}", text(&split));
+    let read = |o: &Output| -> serde_json::Value { serde_json::from_slice(&o.stdout).unwrap() };
+    let (a, b) = (read(&single), read(&split));
+    assert!(a["n_sequences"].as_u64().unwrap() > 8, "{a}");
+    for key in ["bits_per_token", "se_bits_per_token", "pass_bits_per_token", "n_sequences"] {
+        assert_eq!(a[key], b[key], "{key}");
+    }
+}
+
+#[test]
+fn a_signal_to_the_launcher_checkpoints_every_rank_at_one_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    common::corpus(d, 5, 3000);
+    let cfg = config();
+    let mut args = vec!["launch".to_string(), "--nproc".into(), "2".into(), "--".into()];
+    args.extend(train_args(&cfg, "run", "1", "100000"));
+    let child = Command::new(common::md4_bin())
+        .args(&args)
+        .current_dir(d)
+        .env("MD4_DATA_DIR", d.join("data-cache"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until training is under way (a first checkpoint exists), then SIGTERM the launcher.
+    let ckpts = d.join("run/checkpoints");
+    let start = std::time::Instant::now();
+    while md4_train::checkpoint::list_checkpoints(&ckpts).map_or(true, |c| c.is_empty()) {
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint after 2 minutes");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(75), "{}", text(&out));
+    let log = md4_train::metrics::read_metrics(&d.join("run/metrics.jsonl")).unwrap();
+    let last = log.last().unwrap();
+    assert_eq!(last["kind"], "interrupted", "{last}");
+    let step = last["step"].as_i64().unwrap();
+    let newest = md4_train::checkpoint::list_checkpoints(&ckpts).unwrap().last().unwrap().0;
+    assert_eq!(newest, step);
+}
+
+#[test]
+fn a_failing_command_fails_the_launch_with_its_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = md4(
+        &["launch", "--nproc", "2", "--", "train", "--config", "missing.yaml", "--run-dir", "r"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let log = text(&out);
+    assert!(log.contains("missing.yaml") && log.contains("md4 launch: rank"), "{log}");
+}
