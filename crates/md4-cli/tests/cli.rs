@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn md4(args: &[&str], cwd: &Path) -> Output {
@@ -27,13 +27,6 @@ fn md4_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
 
 fn text(o: &Output) -> (String, String) {
     (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
-}
-
-fn configs_dir() -> PathBuf {
-    match std::env::var_os("MD4_REPO") {
-        Some(repo) => PathBuf::from(repo).join("configs"),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs"),
-    }
 }
 
 #[test]
@@ -97,7 +90,7 @@ fn info_prints_the_parameter_count() {
 #[test]
 fn every_config_in_the_configs_folder_parses() {
     let mut n = 0;
-    for entry in std::fs::read_dir(configs_dir()).unwrap() {
+    for entry in std::fs::read_dir(common::configs_dir()).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml") {
             md4_train::RunConfig::load(&path, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
@@ -110,7 +103,7 @@ fn every_config_in_the_configs_folder_parses() {
 #[test]
 fn unknown_config_keys_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = std::fs::read_to_string(configs_dir().join("text8-tiny.yaml")).unwrap();
+    let cfg = std::fs::read_to_string(common::configs_dir().join("text8-tiny.yaml")).unwrap();
     std::fs::write(dir.path().join("bad.yaml"), cfg.replace("warmup: 20", "warmup: 20\n  learning_rat: 1"))
         .unwrap();
     let out = md4(&["train", "--config", "bad.yaml", "--run-dir", "run"], dir.path());
@@ -136,36 +129,11 @@ fn train_resume_eval_sample_on_own_text() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     common::corpus(d, 7, 1500);
-    let config = configs_dir().join("text8-tiny.yaml");
+    let config = common::configs_dir().join("text8-tiny.yaml");
     let config = config.to_str().unwrap();
-    let base = [
-        "train",
-        "--config",
-        config,
-        "--data",
-        "text:corpus.txt",
-        "--holdout",
-        "0.1",
-        "--run-dir",
-        "run",
-        "--quiet",
-        "--set",
-        "train.steps=4",
-        "--set",
-        "train.batch=4",
-        "--set",
-        "train.seq_len=32",
-        "--set",
-        "train.warmup=1",
-        "--set",
-        "train.ckpt_every=1",
-        "--set",
-        "train.eval_every=2",
-        "--set",
-        "train.eval_batches=1",
-        "--set",
-        "train.log_every=1",
-    ];
+    let mut owned = common::tiny_train_args(config, "run", "4");
+    owned.extend(["--set", "train.ckpt_every=1", "--set", "train.eval_batches=1"].map(String::from));
+    let base: Vec<&str> = owned.iter().map(String::as_str).collect();
     let mut first = base.to_vec();
     first.extend(["--stop-at", "2"]);
     let out = md4(&first, d);
@@ -337,7 +305,7 @@ fn train_resume_eval_sample_on_own_text() {
 fn cuda_where_it_cannot_run_is_one_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let config = configs_dir().join("text8-tiny.yaml");
+    let config = common::configs_dir().join("text8-tiny.yaml");
     let has_driver = Path::new("/proc/driver/nvidia/version").exists();
     let device = if has_driver { "cuda:99" } else { "cuda:0" };
     let args =
@@ -372,41 +340,31 @@ fn device_train_resume_eval_sample() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     common::corpus(d, 7, 1500);
-    let config = configs_dir().join("text8-tiny.yaml");
+    let config = common::configs_dir().join("text8-tiny.yaml");
     let train = |run: &str, extra: &[&str]| {
-        let mut args = vec![
-            "train",
-            "--config",
-            config.to_str().unwrap(),
-            "--data",
-            "text:corpus.txt",
-            "--holdout",
-            "0.1",
-            "--run-dir",
-            run,
-            "--quiet",
-            "--device",
-            &device,
-            "--deterministic",
-            "--compute",
-            "f32",
-            "--set",
-            "train.steps=6",
-            "--set",
-            "train.batch=8",
-            "--set",
-            "train.seq_len=64",
-            "--set",
-            "train.warmup=1",
-            "--set",
-            "train.ckpt_every=3",
-            "--set",
-            "train.eval_every=3",
-            "--set",
-            "train.eval_batches=1",
-            "--set",
-            "train.log_every=1",
-        ];
+        // Later --set values override the tiny defaults.
+        let mut owned = common::tiny_train_args(config.to_str().unwrap(), run, "6");
+        owned.extend(
+            [
+                "--device",
+                &device,
+                "--deterministic",
+                "--compute",
+                "f32",
+                "--set",
+                "train.batch=8",
+                "--set",
+                "train.seq_len=64",
+                "--set",
+                "train.ckpt_every=3",
+                "--set",
+                "train.eval_every=3",
+                "--set",
+                "train.eval_batches=1",
+            ]
+            .map(String::from),
+        );
+        let mut args: Vec<&str> = owned.iter().map(String::as_str).collect();
         args.extend(extra);
         let out = md4_env(&args, d, &[("MD4_TF32", "0")]);
         assert!(out.status.success(), "{}", text(&out).1);
@@ -533,7 +491,7 @@ fn curves_plot_a_run_and_name_the_first_update_below_a_reference() {
 fn bad_own_data_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let config = configs_dir().join("text8-tiny.yaml");
+    let config = common::configs_dir().join("text8-tiny.yaml");
     std::fs::write(d.join("empty.txt"), "").unwrap();
     std::fs::write(d.join("short.txt"), "a few words").unwrap();
     std::fs::write(d.join("binary.txt"), [0xffu8, 0xfe, 0x00, 0x80].repeat(500)).unwrap();

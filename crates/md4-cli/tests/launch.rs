@@ -23,46 +23,11 @@ fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-fn train_args<'a>(config: &'a str, run: &'a str, accum: &'a str, steps: &'a str) -> Vec<String> {
-    [
-        "train",
-        "--config",
-        config,
-        "--data",
-        "text:corpus.txt",
-        "--holdout",
-        "0.1",
-        "--run-dir",
-        run,
-        "--quiet",
-        "--threads",
-        "1",
-        "--set",
-        "train.batch=4",
-        "--set",
-        "train.seq_len=32",
-        "--set",
-        "train.warmup=1",
-        "--set",
-        "train.eval_every=2",
-        "--set",
-        "train.eval_batches=2",
-        "--set",
-        "train.log_every=1",
-        "--set",
-    ]
-    .into_iter()
-    .map(String::from)
-    .chain([format!("train.accum={accum}"), "--set".into(), format!("train.steps={steps}")])
-    .collect()
-}
-
-fn config() -> String {
-    let dir = match std::env::var_os("MD4_REPO") {
-        Some(repo) => std::path::PathBuf::from(repo),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
-    };
-    dir.join("configs/text8-tiny.yaml").display().to_string()
+fn train_args(config: &str, run: &str, accum: &str, steps: &str) -> Vec<String> {
+    let mut args = common::tiny_train_args(config, run, steps);
+    args.extend(["--threads", "1", "--set", "train.eval_batches=2", "--set"].map(String::from));
+    args.push(format!("train.accum={accum}"));
+    args
 }
 
 fn last_checkpoint(run: &Path) -> Vec<(String, tch::Tensor)> {
@@ -73,17 +38,7 @@ fn last_checkpoint(run: &Path) -> Vec<(String, tch::Tensor)> {
 }
 
 fn metrics(run: &Path) -> Vec<String> {
-    md4_train::metrics::read_metrics(&run.join("metrics.jsonl"))
-        .unwrap()
-        .into_iter()
-        .filter(|l| l["kind"] != "session")
-        .map(|mut l| {
-            for k in ["tokens_per_s", "wall_s"] {
-                l.as_object_mut().unwrap().remove(k);
-            }
-            l.to_string()
-        })
-        .collect()
+    md4_train::metrics::history(&run.join("metrics.jsonl")).unwrap()
 }
 
 #[test]
@@ -91,7 +46,7 @@ fn two_ranks_equal_one_process_with_twice_the_accumulation() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     common::corpus(d, 11, 3000);
-    let cfg = config();
+    let cfg = common::configs_dir().join("text8-tiny.yaml").display().to_string();
     let one = train_args(&cfg, "one", "2", "4");
     let out = md4(&one.iter().map(String::as_str).collect::<Vec<_>>(), d);
     assert!(out.status.success(), "{}", text(&out));
@@ -133,7 +88,7 @@ fn a_signal_to_the_launcher_checkpoints_every_rank_at_one_step() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     common::corpus(d, 5, 3000);
-    let cfg = config();
+    let cfg = common::configs_dir().join("text8-tiny.yaml").display().to_string();
     let mut args = vec!["launch".to_string(), "--nproc".into(), "2".into(), "--".into()];
     args.extend(train_args(&cfg, "run", "1", "100000"));
     let child = Command::new(common::md4_bin())

@@ -78,6 +78,22 @@ pub fn read_metrics(path: &Path) -> Result<Vec<Value>> {
         .collect()
 }
 
+/// A run's history without what depends on the machine or the session (the `session` lines,
+/// throughput and wall time): two runs that took the same updates give equal lists.
+pub fn history(path: &Path) -> Result<Vec<String>> {
+    Ok(read_metrics(path)?
+        .into_iter()
+        .filter(|l| l["kind"] != "session")
+        .map(|mut l| {
+            if let Some(o) = l.as_object_mut() {
+                o.remove("tokens_per_s");
+                o.remove("wall_s");
+            }
+            l.to_string()
+        })
+        .collect())
+}
+
 /// One process that trained the run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
