@@ -50,11 +50,11 @@ md4 *args: setup
 ablate what scale="small": setup
     cargo run -q -p experiments --bin ablate_{{what}} -- --scale {{scale}}
 
-# benchmarks: `just bench train-step|eval|sample` time md4-rs in f32 and bf16 against the machine's matmul peaks (MFU); train-step also against the same model in PyTorch eager
+# benchmarks: `just bench train-step|eval|sample` time md4-rs in f32 and bf16 against the machine's matmul peaks (MFU); train-step also against the same model in PyTorch eager; `just bench ddp` times data parallelism (ranks × 1 thread vs threads, all-reduce bandwidth)
 bench what *args: setup
-    @case "{{what}}" in train-step|eval|sample) ;; *) echo "unknown benchmark '{{what}}' (expected train-step, eval or sample)" >&2; exit 2;; esac
+    @case "{{what}}" in train-step|eval|sample|ddp) ;; *) echo "unknown benchmark '{{what}}' (expected train-step, eval, sample or ddp)" >&2; exit 2;; esac
     @if [ "{{what}}" = train-step ]; then bash scripts/setup.sh --full; fi
-    cargo run -q -p md4-train --example bench -- {{what}} --python "{{venv}}/bin/python" {{args}}
+    if [ "{{what}}" = ddp ]; then cargo run -q -p md4-train --example bench_ddp -- {{args}}; else cargo run -q -p md4-train --example bench -- {{what}} --python "{{venv}}/bin/python" {{args}}; fi
 
 # pack the binaries the GPU check runs (stripped, xz) into gpu-pack/ for a GPU machine without Rust
 gpu-pack: setup

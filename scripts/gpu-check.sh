@@ -8,6 +8,8 @@
 #   2. times the MD4-S (165.9M) bf16 training step at 1,024 tokens for growing batches until
 #      one does not fit, with MFU against the measured bf16 matmul peak and the datasheet peak;
 #   3. times evaluation and sampling of MD4-S in bf16;
+#   4. trains and evaluates through `md4 launch --nproc 1` on NCCL (world size 1: NCCL cannot
+#      put two ranks on one GPU);
 # and writes everything under $OUT (default gpu-check-out/): summary.txt, *.json, logs.
 #   MD4_CHECK_DEVICE=cpu bash scripts/gpu-check.sh   rehearses the script on a CPU (small model)
 set -uo pipefail
@@ -91,6 +93,19 @@ timeout 60 "$bin/bench" eval --device "$device" --preset "$preset" --seq-len "$s
   --rounds 1 --steps 5 --out "$out/eval.json" > "$out/eval.txt" 2>&1 && say "eval: $(grep -E '^\| bf16 \| md4-rs' "$out/eval.txt" | tr -s ' ')"
 timeout 90 "$bin/bench" sample --device "$device" --preset "$preset" --seq-len "$seq" --batch 16 --precisions bf16 \
   --rounds 1 --steps 5 --sample-steps 32 --out "$out/sample.json" > "$out/sample.txt" 2>&1 && say "sample: $(grep -E '^\| bf16 \| md4-rs|calls/s' "$out/sample.txt" | tr -s ' ' | paste -sd' ')"
+say "== 4. data-parallel smoke: md4 launch --nproc 1 (world size 1, $( [[ "$device" == cuda* ]] && echo NCCL || echo Gloo ))"
+backend=$([[ "$device" == cuda* ]] && echo nccl || echo gloo)
+dev=$([[ "$device" == cuda* ]] && echo cuda || echo cpu)
+"$py" -c 'import random; random.seed(3); w = "the cat sat on a mat and dog ran home".split(); print(" ".join(random.choice(w) for _ in range(3000)))' > "$out/ddp-corpus.txt"
+( cd "$out" && MD4_DATA_DIR="$PWD/data" timeout 120 "$bin/md4" launch --nproc 1 -- train --device "$dev" --dist-backend "$backend" \
+    --config "$OLDPWD/configs/text8-tiny.yaml" --data text:ddp-corpus.txt --run-dir ddp-run --quiet \
+    --set train.steps=4 --set train.batch=8 --set train.seq_len=64 --set train.eval_every=2 --set train.eval_batches=1 \
+  && MD4_DATA_DIR="$PWD/data" timeout 60 "$bin/md4" launch --nproc 1 -- eval --device "$dev" --dist-backend "$backend" \
+    --run-dir ddp-run --json ) > "$out/ddp.txt" 2>&1
+ddp=$?
+[ $ddp = 0 ] && say "ddp: trained 4 updates and evaluated through $backend: $(grep -o '"bits_per_token": [0-9.]*' "$out/ddp.txt")" \
+  || say "ddp smoke FAILED (exit $ddp): see ddp.txt"
+[ $ddp = 0 ] || status=1
 say "done in $(( $(date +%s) - start )) s; files in $out"
 rm -rf "$bin"
 [ $status = 0 ]

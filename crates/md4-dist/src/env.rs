@@ -24,6 +24,9 @@ pub struct DistEnv {
     pub agent_store: bool,
     /// Which launcher's variables were read: "torchrun" or "slurm".
     pub launcher: &'static str,
+    /// torchrun's `TORCHELASTIC_RESTART_COUNT`: the store outlives a restarted attempt, so every
+    /// attempt uses its own key prefix.
+    pub restart_count: u32,
 }
 
 impl DistEnv {
@@ -60,6 +63,7 @@ impl DistEnv {
                 agent_store: var("TORCHELASTIC_USE_AGENT_STORE")
                     .is_some_and(|v| v.eq_ignore_ascii_case("true")),
                 launcher: "torchrun",
+                restart_count: int("TORCHELASTIC_RESTART_COUNT")?.unwrap_or(0) as u32,
             };
             return env.checked().map(Some);
         }
@@ -85,6 +89,7 @@ impl DistEnv {
                 master_port: port,
                 agent_store: false,
                 launcher: "slurm",
+                restart_count: 0,
             };
             return env.checked().map(Some);
         }
@@ -106,6 +111,11 @@ impl DistEnv {
             self.local_world_size
         );
         Ok(self)
+    }
+
+    /// The store prefix of this attempt's keys.
+    pub fn store_prefix(&self) -> String {
+        format!("md4/attempt_{}/", self.restart_count)
     }
 
     /// True for the store's host being this machine's loopback address.
@@ -152,11 +162,13 @@ mod tests {
             ("MASTER_ADDR", "node7"),
             ("MASTER_PORT", "29400"),
             ("TORCHELASTIC_USE_AGENT_STORE", "True"),
+            ("TORCHELASTIC_RESTART_COUNT", "2"),
         ])
         .unwrap()
         .unwrap();
         assert_eq!((env.rank, env.world_size, env.local_rank, env.local_world_size), (3, 8, 1, 2));
         assert_eq!((env.master_addr.as_str(), env.master_port, env.agent_store), ("node7", 29400, true));
+        assert_eq!(env.store_prefix(), "md4/attempt_2/");
         assert!(!env.is_loopback());
     }
 

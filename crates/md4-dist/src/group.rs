@@ -81,9 +81,15 @@ impl ProcessGroup {
     pub fn init(env: &DistEnv, backend: Backend, device: Device, timeout: Duration) -> Result<Self> {
         let who = format!("rank {} of {}", env.rank, env.world_size);
         let server = env.rank == 0 && !env.agent_store;
-        let store =
-            Store::tcp(&env.master_addr, env.master_port, server, Some(env.world_size), timeout, "md4/")
-                .with_context(|| format!("{who}: joining the job"))?;
+        let store = Store::tcp(
+            &env.master_addr,
+            env.master_port,
+            server,
+            Some(env.world_size),
+            timeout,
+            &env.store_prefix(),
+        )
+        .with_context(|| format!("{who}: joining the job"))?;
         let inner = match backend {
             Backend::Gloo => {
                 ensure!(!device.is_cuda(), "{who}: Gloo carries CPU tensors here; use NCCL for {device:?}");

@@ -144,6 +144,7 @@ fn an_unreachable_store_is_a_clear_error() {
         master_port: port,
         agent_store: false,
         launcher: "torchrun",
+        restart_count: 0,
     };
     let e = ProcessGroup::init(&env, Backend::Gloo, Device::Cpu, Duration::from_secs(2)).unwrap_err();
     let msg = format!("{e:#}");
