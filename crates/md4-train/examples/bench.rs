@@ -17,12 +17,16 @@
 //! cargo run -p md4-train --example bench -- train-step --python "$(bash scripts/venv-path.sh)/bin/python"
 //! ```
 
+#[path = "shared/mod.rs"]
+mod shared;
+use shared::{Pool, median};
+
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use md4_core::sampler::{Grid, SamplerConfig, ancestral_sample};
 use md4_core::{MaskingSchedule, Md4, Objective, Precision, Schedule};
 use md4_models::{ComputeDtype, ComputePrecision, Hardware, ModelConfig};
-use md4_train::{Batches, TrainConfig, Trainer};
+use md4_train::Trainer;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::Command;
@@ -94,21 +98,6 @@ struct Args {
     /// Internal: the precision of the worker's measurement.
     #[arg(long, hide = true)]
     dtype: Option<String>,
-}
-
-/// Random text8 tokens, one pre-generated batch per step (as the Python twin).
-struct Pool(Tensor);
-
-impl Batches for Pool {
-    fn train_batch(&self, _seed: u64, step: u64, _batch: i64) -> Tensor {
-        self.0.get(step as i64)
-    }
-    fn eval_len(&self) -> u64 {
-        0
-    }
-    fn eval_batch(&self, _start: u64, _count: u64) -> Tensor {
-        unreachable!("no validation in the benchmark")
-    }
 }
 
 /// An explicit precision (`f32` or `bf16`; `auto` is a choice, not a measurement).
@@ -184,25 +173,12 @@ fn worker(args: &Args, kind: &str, dtype: ComputeDtype) -> Result<Value> {
         Tensor::randint(model.vocab().size(), [total, args.batch, args.seq_len], (Kind::Int64, Device::Cpu));
     let (secs, flops, unit_tokens, extra) = match kind {
         "train-step" => {
-            let cfg = TrainConfig {
-                steps: total,
-                batch: args.batch,
-                seq_len: args.seq_len,
-                lr: 1e-4,
-                warmup: 0,
-                weight_decay: 0.03,
-                beta2: 0.999,
-                ema: 0.9999,
-                clip: None,
-                accum: 1,
-                seed: 0,
-                ckpt_every: total,
-                keep_last: 1,
-                log_every: 1,
-                eval_every: 0,
-                eval_batches: 0,
-                precision: ComputePrecision::parse(dtype.name()).map_err(anyhow::Error::msg)?,
-            };
+            let cfg = shared::train_config(
+                total,
+                args.batch,
+                args.seq_len,
+                ComputePrecision::parse(dtype.name()).map_err(anyhow::Error::msg)?,
+            );
             let mut trainer = Trainer::new(&vs, &cfg);
             let pool = Pool(tokens);
             let mut loss = 0.0;
@@ -337,15 +313,6 @@ fn run_python(args: &Args, python: &PathBuf, dtype: &str) -> Result<Value> {
     m["gflop_per_s"] = json!(flops / (m["step_ms"].as_f64().unwrap_or(f64::NAN) / 1e3) / 1e9);
     m["what"] = json!("train-step");
     Ok(m)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
 }
 
 fn main() -> Result<()> {

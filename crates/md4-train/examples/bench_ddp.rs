@@ -16,13 +16,17 @@
 //! just bench ddp --preset tiny-text8 --ranks 2 --rounds 3
 //! ```
 
+#[path = "shared/mod.rs"]
+mod shared;
+use shared::{Pool, median};
+
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use md4_core::{MaskingSchedule, Md4, Schedule};
 use md4_dist::launch::{LaunchOptions, launch};
 use md4_dist::{Backend, DistEnv, ProcessGroup};
 use md4_models::{ComputePrecision, Hardware};
-use md4_train::{Batches, TrainConfig, Trainer};
+use md4_train::Trainer;
 use serde_json::{Value, json};
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -62,31 +66,6 @@ struct Args {
     worker: Option<String>,
 }
 
-/// Random tokens, one batch per step.
-struct Pool(Tensor);
-
-impl Batches for Pool {
-    fn train_batch(&self, _seed: u64, step: u64, _batch: i64) -> Tensor {
-        self.0.get(step as i64)
-    }
-    fn eval_len(&self) -> u64 {
-        0
-    }
-    fn eval_batch(&self, _start: u64, _count: u64) -> Tensor {
-        unreachable!("no validation in the benchmark")
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    match n {
-        0 => f64::NAN,
-        _ if n % 2 == 1 => v[n / 2],
-        _ => 0.5 * (v[n / 2 - 1] + v[n / 2]),
-    }
-}
-
 fn group() -> Result<ProcessGroup> {
     match DistEnv::from_env()? {
         Some(env) => ProcessGroup::init(&env, Backend::Gloo, Device::Cpu, Duration::from_secs(300)),
@@ -108,25 +87,7 @@ fn train_worker(args: &Args) -> Result<Value> {
         vocab: model.vocab(),
     };
     let total = (args.warmup + args.steps) as i64;
-    let cfg = TrainConfig {
-        steps: total,
-        batch: args.batch,
-        seq_len: args.seq_len,
-        lr: 1e-4,
-        warmup: 0,
-        weight_decay: 0.03,
-        beta2: 0.999,
-        ema: 0.9999,
-        clip: None,
-        accum: 1,
-        seed: 0,
-        ckpt_every: total,
-        keep_last: 1,
-        log_every: 1,
-        eval_every: 0,
-        eval_batches: 0,
-        precision,
-    };
+    let cfg = shared::train_config(total, args.batch, args.seq_len, precision);
     let pool = Pool(Tensor::randint(
         model.vocab().size(),
         [total, args.batch, args.seq_len],
