@@ -128,6 +128,15 @@ fn write_png_grid(path: &Path, tokens: &[i64], count: usize, h: usize, w: usize,
 }
 
 pub fn run(a: SampleArgs) -> Result<()> {
+    if let Some(env) = md4_dist::DistEnv::from_env()?.filter(|e| e.world_size > 1) {
+        anyhow::bail!(
+            "md4 sample runs in one process, but this is rank {} of {} ({}): every rank would write the same \
+             files; start it without a launcher",
+            env.rank,
+            env.world_size,
+            env.launcher
+        );
+    }
     ensure!(a.steps >= 1, "--steps must be at least 1");
     ensure!(a.num >= 1, "--num must be at least 1");
     if let Some(p) = a.top_p {

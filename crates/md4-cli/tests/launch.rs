@@ -129,3 +129,12 @@ fn a_failing_command_fails_the_launch_with_its_status() {
     let log = text(&out);
     assert!(log.contains("missing.yaml") && log.contains("md4 launch: rank"), "{log}");
 }
+
+#[test]
+fn sampling_refuses_to_run_on_several_ranks() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["launch", "--nproc", "2", "--", "sample", "--run-dir", "r", "--steps", "4", "--out", "s.txt"];
+    let out = md4(&args, dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("md4 sample runs in one process"), "{}", text(&out));
+}
