@@ -41,6 +41,17 @@ fn metrics(run: &Path) -> Vec<String> {
     md4_train::metrics::history(&run.join("metrics.jsonl")).unwrap()
 }
 
+/// Two runs' newest checkpoints hold bit-identical tensors and their histories agree.
+fn assert_same_run(a: &Path, b: &Path) {
+    let (ta, tb) = (last_checkpoint(a), last_checkpoint(b));
+    assert_eq!(ta.len(), tb.len());
+    for ((na, x), (nb, y)) in ta.iter().zip(&tb) {
+        assert_eq!(na, nb);
+        assert!(x.equal(y), "{na} differs: max |Δ| {:e}", (x - y).abs().max().double_value(&[]));
+    }
+    assert_eq!(metrics(a), metrics(b));
+}
+
 #[test]
 fn two_ranks_equal_one_process_with_twice_the_accumulation() {
     let dir = tempfile::tempdir().unwrap();
@@ -56,13 +67,7 @@ fn two_ranks_equal_one_process_with_twice_the_accumulation() {
     let log = text(&out);
     assert!(out.status.success(), "{log}");
     assert_eq!(log.matches("step 4/4").count(), 1, "only rank 0 reports:\n{log}");
-    let (a, b) = (last_checkpoint(&d.join("one")), last_checkpoint(&d.join("two")));
-    assert_eq!(a.len(), b.len());
-    for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
-        assert_eq!(na, nb);
-        assert!(ta.equal(tb), "{na} differs: max |Δ| {:e}", (ta - tb).abs().max().double_value(&[]));
-    }
-    assert_eq!(metrics(&d.join("one")), metrics(&d.join("two")));
+    assert_same_run(&d.join("one"), &d.join("two"));
     let record = md4_train::RunRecord::read(&d.join("two/run.json")).unwrap();
     assert_eq!(record.sessions[0].world_size, 2);
 
@@ -137,4 +142,32 @@ fn sampling_refuses_to_run_on_several_ranks() {
     let out = md4(&args, dir.path());
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("md4 sample runs in one process"), "{}", text(&out));
+}
+
+/// PyTorch's own launcher: `torchrun --standalone --nproc-per-node 2 --no-python md4 train …`
+/// (its agent hosts the store; TORCHELASTIC_USE_AGENT_STORE) ends bit-identical to one process
+/// with accumulation 2. Needs a torch install that can `import torch` (the lean CI install
+/// cannot): `just setup --full`, then `MD4_TORCHRUN=$(bash scripts/venv-path.sh)/bin/torchrun
+/// cargo test -p md4-cli --test launch -- --ignored`.
+#[test]
+#[ignore = "needs torchrun from a full torch install (MD4_TORCHRUN=…/bin/torchrun; see the doc comment)"]
+fn torchrun_ranks_equal_one_process_with_twice_the_accumulation() {
+    let torchrun = std::env::var("MD4_TORCHRUN").expect("set MD4_TORCHRUN to a torchrun executable");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    common::corpus(d, 13, 3000);
+    let cfg = common::configs_dir().join("text8-tiny.yaml").display().to_string();
+    let one = train_args(&cfg, "one", "2", "4");
+    let out = md4(&one.iter().map(String::as_str).collect::<Vec<_>>(), d);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = Command::new(torchrun)
+        .args(["--standalone", "--nproc-per-node", "2", "--no-python"])
+        .arg(common::md4_bin())
+        .args(train_args(&cfg, "two", "1", "4"))
+        .current_dir(d)
+        .env("MD4_DATA_DIR", d.join("data-cache"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_same_run(&d.join("one"), &d.join("two"));
 }
