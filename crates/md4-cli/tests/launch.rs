@@ -171,3 +171,18 @@ fn torchrun_ranks_equal_one_process_with_twice_the_accumulation() {
     assert!(out.status.success(), "{}", text(&out));
     assert_same_run(&d.join("one"), &d.join("two"));
 }
+
+#[test]
+fn a_batch_the_ranks_cannot_share_is_refused_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    common::corpus(d, 3, 500);
+    let cfg = common::configs_dir().join("text8-tiny.yaml").display().to_string();
+    let mut args = vec!["launch".to_string(), "--nproc".into(), "2".into(), "--".into()];
+    args.extend(train_args(&cfg, "run", "1", "4"));
+    args.extend(["--set".into(), "train.batch=3".into()]);
+    let out = md4(&args.iter().map(String::as_str).collect::<Vec<_>>(), d);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("train.batch (3) must be divisible by 2 rank(s)"), "{}", text(&out));
+    assert!(!d.join("run").exists(), "nothing is written");
+}

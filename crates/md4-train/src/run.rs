@@ -109,6 +109,15 @@ pub fn train(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Result<Tra
     let group = opts.group.clone().unwrap_or_else(|| Arc::new(ProcessGroup::single(opts.device)));
     let main = group.is_main();
     let progress = opts.progress && main;
+    let micro_batches = group.size() as i64 * cfg.train.accum;
+    ensure!(
+        cfg.train.batch % micro_batches == 0,
+        "train.batch ({}) must be divisible by {} rank(s) × train.accum ({}): each rank takes batch / ranks \
+         sequences per update and splits them into accum micro-batches",
+        cfg.train.batch,
+        group.size(),
+        cfg.train.accum
+    );
     let config_sha256 = cfg.sha256()?;
     let ckpt_dir = checkpoint_dir(run_dir);
     let data_opts = DataOptions { offline: opts.offline, progress, local_cache: opts.local_cache.clone() };
