@@ -88,39 +88,58 @@ fn two_ranks_equal_one_process_with_twice_the_accumulation() {
     }
 }
 
+/// SIGTERM to the launcher, Ctrl-C (SIGINT to the launcher's whole process group) and SIGKILL
+/// to the launcher (its ranks get SIGTERM through PR_SET_PDEATHSIG): every rank checkpoints the
+/// same step and stops; the launcher exits 75 where it lives to report.
 #[test]
 fn a_signal_to_the_launcher_checkpoints_every_rank_at_one_step() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    common::corpus(d, 5, 3000);
-    let cfg = common::configs_dir().join("text8-tiny.yaml").display().to_string();
-    let mut args = vec!["launch".to_string(), "--nproc".into(), "2".into(), "--".into()];
-    args.extend(train_args(&cfg, "run", "1", "100000"));
-    let child = Command::new(common::md4_bin())
-        .args(&args)
-        .current_dir(d)
-        .env("MD4_DATA_DIR", d.join("data-cache"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until training is under way (a first checkpoint exists), then SIGTERM the launcher.
-    let ckpts = d.join("run/checkpoints");
-    let start = std::time::Instant::now();
-    while md4_train::checkpoint::list_checkpoints(&ckpts).map_or(true, |c| c.is_empty()) {
-        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint after 2 minutes");
-        std::thread::sleep(Duration::from_millis(100));
+    use std::os::unix::process::CommandExt;
+    for (signal, whole_group) in [("-TERM", false), ("-INT", true), ("-KILL", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        common::corpus(d, 5, 3000);
+        let cfg = common::configs_dir().join("text8-tiny.yaml").display().to_string();
+        let mut args = vec!["launch".to_string(), "--nproc".into(), "2".into(), "--".into()];
+        args.extend(train_args(&cfg, "run", "1", "100000"));
+        let child = Command::new(common::md4_bin())
+            .args(&args)
+            .current_dir(d)
+            .env("MD4_DATA_DIR", d.join("data-cache"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        // Wait until training is under way (a first checkpoint exists), then signal.
+        let ckpts = d.join("run/checkpoints");
+        let start = std::time::Instant::now();
+        while md4_train::checkpoint::list_checkpoints(&ckpts).map_or(true, |c| c.is_empty()) {
+            assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint after 2 minutes");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let target = if whole_group { format!("-{}", child.id()) } else { child.id().to_string() };
+        let status = Command::new("kill").args([signal, "--", &target]).status().unwrap();
+        assert!(status.success());
+        let out = child.wait_with_output().unwrap();
+        if signal != "-KILL" {
+            assert_eq!(out.status.code(), Some(75), "{signal}: {}", text(&out));
+        }
+        // The ranks outlive a killed launcher briefly: wait for rank 0's last line.
+        let metrics = d.join("run/metrics.jsonl");
+        let start = std::time::Instant::now();
+        let last = loop {
+            let log = md4_train::metrics::read_metrics(&metrics).unwrap();
+            let last = log.last().unwrap().clone();
+            if last["kind"] == "interrupted" || start.elapsed() > Duration::from_secs(60) {
+                break last;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert_eq!(last["kind"], "interrupted", "{signal}: {last}");
+        let step = last["step"].as_i64().unwrap();
+        let newest = md4_train::checkpoint::list_checkpoints(&ckpts).unwrap().last().unwrap().0;
+        assert_eq!(newest, step, "{signal}");
     }
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(75), "{}", text(&out));
-    let log = md4_train::metrics::read_metrics(&d.join("run/metrics.jsonl")).unwrap();
-    let last = log.last().unwrap();
-    assert_eq!(last["kind"], "interrupted", "{last}");
-    let step = last["step"].as_i64().unwrap();
-    let newest = md4_train::checkpoint::list_checkpoints(&ckpts).unwrap().last().unwrap().0;
-    assert_eq!(newest, step);
 }
 
 #[test]

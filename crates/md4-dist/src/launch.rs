@@ -9,6 +9,7 @@ use crate::store::Store;
 use anyhow::{Context, Result};
 use std::ffi::OsString;
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
@@ -119,6 +120,17 @@ pub fn launch(opts: &LaunchOptions, stop_requested: &dyn Fn() -> bool) -> Result
         c.envs(opts.env.iter().map(|(k, v)| (k, v)));
         if opts.capture {
             c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
+        // Each rank in its own process group: a Ctrl-C at the terminal reaches the launcher
+        // only, which passes on one SIGTERM (a rank's second signal would skip its checkpoint).
+        c.process_group(0);
+        // SAFETY: prctl is async-signal-safe; runs in the child between fork and exec. A rank
+        // whose launcher dies (even by SIGKILL) gets SIGTERM instead of running on orphaned.
+        unsafe {
+            c.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
         }
         let mut child =
             c.spawn().with_context(|| format!("starting rank {rank}: {}", opts.program.display()))?;
