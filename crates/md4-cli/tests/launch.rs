@@ -135,7 +135,7 @@ fn a_signal_to_the_launcher_checkpoints_every_rank_at_one_step() {
             }
             std::thread::sleep(Duration::from_millis(100));
         };
-        assert_eq!(last["kind"], "interrupted", "{signal}: {last}");
+        assert_eq!(last["kind"], "interrupted", "{signal}: {last}\n{}", text(&out));
         let step = last["step"].as_i64().unwrap();
         let newest = md4_train::checkpoint::list_checkpoints(&ckpts).unwrap().last().unwrap().0;
         assert_eq!(newest, step, "{signal}");

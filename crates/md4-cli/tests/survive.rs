@@ -249,15 +249,15 @@ fn a_second_writer_is_refused_and_a_killed_writers_lock_is_released() {
 fn a_second_signal_exits_at_once() {
     let dir = setup();
     let d = dir.path();
-    // Updates long enough (~0.3 s) that the second signal lands while the first one's update
-    // is still running (two signals sent back to back would merge into one pending signal).
+    // Updates long enough (~1.2 s) that the second signal, sent 0.6 s after the first (signals
+    // within half a second count as one), lands while the first one's update is still running.
     let mut args = train_args("twice", 1000);
-    args.extend(["--set", "train.batch=128", "--set", "train.seq_len=256"].map(String::from));
+    args.extend(["--set", "train.batch=512", "--set", "train.seq_len=256"].map(String::from));
     let mut child = spawn(d, &args);
     wait_for_step(d, "twice", 2, &mut child);
     let pid = child.id().to_string();
     let out = Command::new("bash")
-        .args(["-c", "kill -TERM $0 && sleep 0.05 && kill -TERM $0", &pid])
+        .args(["-c", "kill -TERM $0 && sleep 0.6 && kill -TERM $0", &pid])
         .output()
         .unwrap();
     let both = out.status.success();

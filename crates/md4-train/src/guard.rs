@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The exit status of a training process stopped by SIGINT/SIGTERM after writing a checkpoint.
 pub const INTERRUPTED_EXIT_CODE: i32 = md4_dist::INTERRUPTED_EXIT_CODE;
@@ -87,13 +87,32 @@ fn try_flock(file: &File) -> Result<bool> {
 }
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
+/// CLOCK_MONOTONIC nanoseconds of the first signal (0: none yet).
+static FIRST_SIGNAL_NS: AtomicU64 = AtomicU64::new(0);
+/// Signals this soon after the first count as the same one: the kernel delivers a launcher's
+/// death (PR_SET_PDEATHSIG) to more than one thread of a rank, and a person's second Ctrl-C
+/// comes later than this.
+const SAME_SIGNAL_NS: u64 = 500_000_000;
+
+#[allow(unsafe_code)]
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime is async-signal-safe; `ts` is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64).max(1)
+}
 
 #[allow(unsafe_code)]
 extern "C" fn on_signal(_: libc::c_int) {
-    // Only async-signal-safe work: an atomic swap, and _exit on the second signal.
-    if REQUESTED.swap(true, Ordering::SeqCst) {
-        // SAFETY: _exit is async-signal-safe.
-        unsafe { libc::_exit(130) };
+    // Only async-signal-safe work: atomics, the clock, and _exit on a second, later signal.
+    let now = monotonic_ns();
+    match FIRST_SIGNAL_NS.compare_exchange(0, now, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => REQUESTED.store(true, Ordering::SeqCst),
+        Err(first) if now.saturating_sub(first) > SAME_SIGNAL_NS => {
+            // SAFETY: _exit is async-signal-safe.
+            unsafe { libc::_exit(130) };
+        }
+        Err(_) => {}
     }
 }
 
@@ -110,6 +129,7 @@ impl Interrupts {
     #[allow(unsafe_code)]
     pub fn install() -> Self {
         REQUESTED.store(false, Ordering::SeqCst);
+        FIRST_SIGNAL_NS.store(0, Ordering::SeqCst);
         // SAFETY: the handler only touches an atomic and calls _exit.
         unsafe {
             libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
