@@ -165,7 +165,11 @@ fn main() {
         Command::Launch(a) => dist::run(a).map(|code| std::process::exit(code)),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        // One write per line: ranks of a job share the terminal, and a single write of a short
+        // line is not interleaved with another process's.
+        let rank = md4_dist::DistEnv::from_env().ok().flatten().map(|env| format!("[rank {}] ", env.rank));
+        let line = format!("{}error: {e:#}\n", rank.unwrap_or_default());
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
         std::process::exit(md4_train::guard::exit_code(&e));
     }
 }
