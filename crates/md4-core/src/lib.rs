@@ -19,6 +19,7 @@ pub mod noise;
 pub mod objective;
 pub mod sampler;
 pub mod schedule;
+pub mod stats;
 pub mod testing;
 pub mod units;
 pub mod vocab;
