@@ -181,7 +181,7 @@ impl Run {
             started: provenance::utc_timestamp(self.started),
             ended: provenance::utc_timestamp(SystemTime::now()),
             wall_seconds: self.elapsed(),
-            device: provenance::describe_device(device),
+            device: md4_torch::describe(device),
             libtorch: provenance::libtorch_version(),
             outputs: outputs
                 .iter()

@@ -4,10 +4,15 @@
 //! finished run is reused, an interrupted one resumes) and evaluated with its EMA weights by
 //! `md4_eval::evaluate` over every evaluation sequence, K Monte-Carlo passes each.
 
+use crate::context::{ArtifactContext, LikelihoodCard};
 use anyhow::{Context, Result, bail};
 use md4_core::elbo::discrete_nelbo;
 use md4_data::SubVocabSpec;
-use md4_eval::{Bound, DataProtocol, EvalConfig, EvalResult, evaluate, tokens_sha256};
+use md4_eval::table::{PaperValue, Row, Table};
+use md4_eval::{
+    Bound, DataProtocol, Estimate, EvalConfig, EvalResult, LikelihoodProtocol, LinePlot, Unit, evaluate,
+    tokens_sha256,
+};
 use md4_train::config::deep_merge;
 use md4_train::{LoadedRun, RunConfig, TrainOptions, Trained, load_run, train};
 use serde::Deserialize;
@@ -281,6 +286,72 @@ pub fn bound_label(bound: &Bound) -> String {
     }
 }
 
+/// How the card says the evaluation times were drawn.
+pub fn time_sampling(estimator: Estimator, exact: bool) -> &'static str {
+    match (estimator, exact) {
+        (_, true) => "none (exact likelihood)",
+        (Estimator::FiniteT(_), false) => {
+            "one step i ~ U{1..T} per sequence per pass, u and the masks from the keyed stream (seed, pass, sequence), shared by every row"
+        }
+        (Estimator::Reported, false) => md4_eval::KEYED_TIME_SAMPLING,
+    }
+}
+
+/// A scored row on its way into a table: its pairing key (see [`push_paired`]), the table's row
+/// and the evaluation behind it.
+pub type ScoredRow = (String, Row, EvalResult);
+
+/// One evaluated row of a likelihood table, as [`report_row`] takes it.
+#[derive(Clone, Debug)]
+pub struct RowReport {
+    /// Name in the table and on the card.
+    pub name: String,
+    /// Pairing key of the Δ column (usually the row's slug).
+    pub key: String,
+    /// File stem of the card, `cards/<stem>.yaml`.
+    pub stem: String,
+    pub result: EvalResult,
+    pub estimator: Estimator,
+    pub bound: Bound,
+    /// The schedule as the card names it ([`schedule_label`]).
+    pub schedule: String,
+    pub paper: Option<PaperValue>,
+    /// The table's notes column.
+    pub note: String,
+    pub card_notes: Vec<String>,
+}
+
+/// Evaluate → row, protocol and card: the table row of `report` (estimate in `unit`, a bound
+/// unless exact) and its card `cards/<stem>.yaml` on `data`; returns the row for
+/// [`push_paired`] and the card's path.
+pub fn report_row(
+    ctx: &ArtifactContext,
+    data: &DataProtocol,
+    unit: Unit,
+    report: RowReport,
+) -> Result<(ScoredRow, PathBuf)> {
+    let exact = report.bound == Bound::Exact;
+    let likelihood = LikelihoodProtocol::from_result(
+        &report.result,
+        report.bound,
+        &report.schedule,
+        true,
+        time_sampling(report.estimator, exact),
+        unit,
+    );
+    let card = ctx.write_likelihood_card(LikelihoodCard {
+        item: report.name.clone(),
+        stem: report.stem,
+        data,
+        likelihood,
+        wall_seconds: report.result.wall_seconds,
+        notes: report.card_notes,
+    })?;
+    let estimate = Estimate::from_result(&report.result, unit, !exact);
+    let row = Row::new(&report.name, Some(estimate), unit.label(), report.paper, &report.note);
+    Ok(((report.key, row, report.result), card))
+}
+
 /// Score `seqs` with the EMA weights of `loaded`.
 pub fn evaluate_run(
     loaded: &LoadedRun,
@@ -309,6 +380,14 @@ pub fn evaluate_run(
     }
 }
 
+/// The card notes that say which run and checkpoint a number came from.
+pub fn run_notes(run_dir: &Path, loaded: &LoadedRun) -> Vec<String> {
+    vec![
+        format!("run directory: {}", run_dir.display()),
+        format!("checkpoint: {} (EMA weights, step {})", loaded.checkpoint.display(), loaded.step),
+    ]
+}
+
 /// Load a finished run for evaluation.
 pub fn load(dir: &Path, device: Device) -> Result<LoadedRun> {
     load_run(dir, device).with_context(|| format!("loading the run in {}", dir.display()))
@@ -326,57 +405,26 @@ pub fn validation_series(name: &str, run_dir: &Path) -> Result<Option<md4_eval::
     Ok((!x.is_empty()).then(|| md4_eval::Series::new(name, x, y)))
 }
 
-/// Write one row's protocol card (`cards/<file_stem>.yaml`): the evaluation data, how the
-/// likelihood was estimated (its evaluation took `wall_seconds`), and notes; returns its path
-/// for the run record.
-pub fn write_row_card(
-    run: &crate::Run,
-    dir: &crate::ArtifactDir,
-    device: Device,
-    wall_seconds: f64,
-    item: &str,
-    file_stem: &str,
-    data: &DataProtocol,
-    likelihood: md4_eval::LikelihoodProtocol,
-    notes: Vec<String>,
-) -> Result<PathBuf> {
-    let environment = md4_eval::Environment::capture(Some(&crate::workspace_root()), device, wall_seconds);
-    let mut card = md4_eval::ProtocolCard::new(&run.artifact, item, run.scale.name(), environment);
-    card.data = Some(data.clone());
-    card.likelihood = Some(likelihood);
-    card.notes = notes;
-    let path = dir.file(&format!("cards/{file_stem}.yaml"));
-    card.write(&path)?;
-    Ok(path)
-}
-
 /// What every table artifact writes after its rows: `table.md` and `rows.csv`, the curves plot
 /// (when it has series), the summary `card.yaml` (data protocol and notes) and `record.yaml`;
 /// then prints the table.
 pub fn finish_table(
-    run: &crate::Run,
-    dir: &crate::ArtifactDir,
-    device: Device,
+    ctx: &ArtifactContext,
     table: &md4_eval::Table,
     curves: Option<md4_eval::LinePlot>,
     data: DataProtocol,
     notes: Vec<String>,
     mut outputs: Vec<PathBuf>,
 ) -> Result<()> {
-    let (md, csv) = table.write(&dir.path)?;
+    let (md, csv) = table.write(&ctx.dir.path)?;
     outputs.extend([md, csv]);
     if let Some(plot) = curves.filter(|p| !p.series.is_empty()) {
-        let files = plot.write(&dir.file("curves")).context("plotting the training curves")?;
+        let files = plot.write(&ctx.dir.file("curves")).context("plotting the training curves")?;
         outputs.extend([files.png, files.svg, files.csv]);
     }
-    let environment = md4_eval::Environment::capture(Some(&crate::workspace_root()), device, run.elapsed());
-    let mut card = md4_eval::ProtocolCard::new(&run.artifact, "all rows", run.scale.name(), environment);
-    card.data = Some(data);
-    card.notes = notes;
-    card.write(&dir.file("card.yaml"))?;
-    outputs.push(dir.file("card.yaml"));
-    run.finish(dir, device, &outputs)?;
-    println!("{}", std::fs::read_to_string(dir.file("table.md"))?);
+    outputs.push(ctx.write_summary_card(Some(data), notes)?);
+    ctx.finish(&outputs)?;
+    println!("{}", std::fs::read_to_string(ctx.dir.file("table.md"))?);
     Ok(())
 }
 
@@ -416,29 +464,22 @@ pub struct LikelihoodTable<'a> {
 /// empty), score each on the suite's evaluation split with EMA weights, and write the table,
 /// the per-row cards, the validation curves and the record.
 pub fn likelihood_table(spec: &LikelihoodTable, args: &crate::ArtifactArgs, only: &[String]) -> Result<()> {
-    use md4_eval::table::{PaperTables, Row, Table};
-    use md4_eval::{Estimate, LikelihoodProtocol, LinePlot};
-    let run = crate::Run::start(spec.artifact, args.scale);
-    let root = crate::workspace_root();
-    let device = args.device()?;
-    let suite: SuiteConfig = crate::load_config(&root, spec.artifact, args.scale)?;
-    let paper = PaperTables::load(&root.join("results/paper.yaml"))?;
-    let dir = crate::ArtifactDir::resolve(args.out.as_deref(), spec.artifact, args.scale);
-    dir.create()?;
+    let ctx = ArtifactContext::start(spec.artifact, args)?;
+    let (scale, device) = (ctx.scale, ctx.device);
+    let suite: SuiteConfig = ctx.config(spec.artifact)?;
+    let paper = ctx.paper()?;
     let (seqs, data) = eval_sequences(&suite.eval, suite.sub_vocab()?.as_ref())?;
     eprintln!(
-        "{} ({}): {} evaluation chunks of {} tokens",
-        spec.artifact, args.scale, data.n_sequences, data.sequence_length
+        "{} ({scale}): {} evaluation chunks of {} tokens",
+        spec.artifact, data.n_sequences, data.sequence_length
     );
     let unit = spec.unit;
     let reference = suite.reference_row()?;
     let mut table = Table::new(&format!("{} — {}", spec.title, suite.description), spec.decimals)
         .with_delta_column(&reference.name, unit);
-    let mut outputs = vec![];
-    let mut curves = vec![];
-    let mut scored = vec![];
+    let (mut outputs, mut curves, mut scored) = (vec![], vec![], vec![]);
     for row in suite.rows.iter().filter(|r| only.is_empty() || only.contains(&r.slug)) {
-        let run_dir = run_dir(spec.artifact, args.scale, &row.slug);
+        let run_dir = run_dir(spec.artifact, scale, &row.slug);
         ensure_trained(&suite, row, &run_dir, device)?;
         let loaded = load(&run_dir, device)?;
         eprintln!("== {}: evaluating {} chunks × {} passes", row.name, data.n_sequences, suite.eval.passes);
@@ -448,56 +489,45 @@ pub fn likelihood_table(spec: &LikelihoodTable, args: &crate::ArtifactArgs, only
             _ => None,
         };
         let bound = bound_of(&loaded.trained, Estimator::Reported, d3pm_steps);
-        let exact = loaded.trained.is_exact();
-        let estimate = Estimate::from_result(&result, unit, !exact);
         let paper_value = match &row.paper_row {
             Some(key) => Some(paper.value(spec.paper_table, key, spec.paper_column)?),
             None => None,
         };
-        let params = loaded.cfg.model.param_count();
-        let notes = format!(
-            "{}; {:.2}M params; {} steps × {}",
-            bound_label(&bound),
-            params as f64 / 1e6,
-            loaded.step,
-            loaded.cfg.train.batch
-        );
-        scored.push((
-            row.slug.clone(),
-            Row::new(&row.name, Some(estimate), unit.label(), paper_value, &notes),
-            result.clone(),
-        ));
-        let likelihood = LikelihoodProtocol::from_result(
-            &result,
-            bound,
-            &schedule_label(&loaded.cfg),
-            true,
-            if exact { "none (exact likelihood)" } else { md4_eval::KEYED_TIME_SAMPLING },
-            unit,
-        );
-        let notes = vec![
-            format!("run directory: {}", run_dir.display()),
-            format!("checkpoint: {} (EMA weights, step {})", loaded.checkpoint.display(), loaded.step),
-            format!("objective: {:?}", loaded.cfg.objective),
-            suite.description.clone(),
-        ];
-        outputs.push(write_row_card(
-            &run,
-            &dir,
-            device,
-            result.wall_seconds,
-            &row.name,
-            &row.slug,
+        let (row_scored, card) = report_row(
+            &ctx,
             &data,
-            likelihood,
-            notes,
-        )?);
+            unit,
+            RowReport {
+                name: row.name.clone(),
+                key: row.slug.clone(),
+                stem: row.slug.clone(),
+                result,
+                estimator: Estimator::Reported,
+                bound,
+                schedule: schedule_label(&loaded.cfg),
+                paper: paper_value,
+                note: format!(
+                    "{}; {:.2}M params; {} steps × {}",
+                    bound_label(&bound),
+                    loaded.cfg.model.param_count() as f64 / 1e6,
+                    loaded.step,
+                    loaded.cfg.train.batch
+                ),
+                card_notes: [
+                    run_notes(&run_dir, &loaded),
+                    vec![format!("objective: {:?}", loaded.cfg.objective), suite.description.clone()],
+                ]
+                .concat(),
+            },
+        )?;
+        scored.push(row_scored);
+        outputs.push(card);
         curves.extend(validation_series(&row.name, &run_dir)?);
     }
     push_paired(&mut table, scored, &reference.slug, unit)?;
     if spec.references {
         let cfg = suite.run_config(reference)?;
-        let refs = references(&cfg, &suite.eval, &seqs, args.scale.reference_train_cap())?;
+        let refs = references(&cfg, &suite.eval, &seqs, scale.reference_train_cap())?;
         table.references.push((refs, unit));
     }
     let curves = LinePlot::new(spec.curve_title, "training step", spec.curve_ylabel, curves);
@@ -507,8 +537,8 @@ pub fn likelihood_table(spec: &LikelihoodTable, args: &crate::ArtifactArgs, only
         paired_note(&reference.name),
         spec.paper_note.into(),
     ];
-    finish_table(&run, &dir, device, &table, Some(curves), data, notes, outputs)?;
-    println!("{} ({}) written to {}", spec.artifact, args.scale, dir.path.display());
+    finish_table(&ctx, &table, Some(curves), data, notes, outputs)?;
+    println!("{} ({scale}) written to {}", spec.artifact, ctx.dir.path.display());
     Ok(())
 }
 
@@ -516,7 +546,7 @@ pub fn likelihood_table(spec: &LikelihoodTable, args: &crate::ArtifactArgs, only
 /// the row `reference` (none for the reference itself, or when it was not scored this time).
 pub fn push_paired(
     table: &mut md4_eval::Table,
-    scored: Vec<(String, md4_eval::Row, EvalResult)>,
+    scored: Vec<ScoredRow>,
     reference: &str,
     unit: md4_eval::Unit,
 ) -> Result<()> {
