@@ -3,6 +3,7 @@
 //! writers that need them. A binary builds one [`ArtifactContext`] and hands it to the library.
 
 use crate::artifact::{ArtifactArgs, ArtifactDir, Run, RunRecord, Scale, load_config, workspace_root};
+use crate::suite::SuiteConfig;
 use anyhow::Result;
 use md4_eval::table::PaperTables;
 use md4_eval::{DataProtocol, Environment, LikelihoodProtocol, ProtocolCard};
@@ -46,6 +47,11 @@ impl ArtifactContext {
     /// `experiments/configs/<artifact>/<scale>.yaml` (this artifact's or another's).
     pub fn config<T: DeserializeOwned>(&self, artifact: &str) -> Result<T> {
         load_config(&self.root, artifact, self.scale)
+    }
+
+    /// A training suite's experiment file, every row resolved up front ([`SuiteConfig::load`]).
+    pub fn suite(&self, artifact: &str) -> Result<SuiteConfig> {
+        SuiteConfig::load(&self.root, artifact, self.scale)
     }
 
     /// The paper's values, `results/paper.yaml`.

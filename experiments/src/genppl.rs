@@ -6,7 +6,7 @@
 //! scale GPT-2 Large from the Hub ([`md4_models::Gpt2`], safetensors in Hugging Face's layout).
 
 use crate::context::ArtifactContext;
-use crate::suite::{self, EvalSpec, SuiteConfig};
+use crate::suite::{self, EvalSpec};
 use anyhow::{Context, Result, bail};
 use md4_core::{Grid, Precision, SamplerConfig};
 use md4_eval::{LinePlot, SamplingProtocol, Series};
@@ -141,7 +141,7 @@ pub struct SamplerSpec {
 pub fn fig8(ctx: &ArtifactContext) -> Result<()> {
     let (scale, device) = (ctx.scale, ctx.device);
     let cfg: Fig8Config = ctx.config("fig8")?;
-    let suite_cfg: SuiteConfig = ctx.config(&cfg.suite)?;
+    let suite_cfg = ctx.suite(&cfg.suite)?;
     let model_dir = suite::run_dir(&cfg.suite, scale, &cfg.model);
     suite::ensure_trained(&suite_cfg, suite_cfg.row(&cfg.model)?, &model_dir, device)?;
     let model = suite::load(&model_dir, device)?;

@@ -4,7 +4,7 @@
 //! `table1`/`table7` live in [`crate::zeroshot`], `fig8` in [`crate::genppl`].
 
 use crate::context::ArtifactContext;
-use crate::suite::{self, SuiteConfig};
+use crate::suite;
 use anyhow::{Result, anyhow};
 use md4_core::sampler::Conditioning;
 use md4_core::{Grid, Precision, SamplerConfig};
@@ -16,7 +16,7 @@ use tch::Kind;
 /// Artifact `fig4`: the validation curves of every table5 row, as perplexity against steps.
 pub fn fig4(ctx: &ArtifactContext) -> Result<()> {
     let (scale, device) = (ctx.scale, ctx.device);
-    let suite_cfg: SuiteConfig = ctx.config("table5")?;
+    let suite_cfg = ctx.suite("table5")?;
     let mut series = vec![];
     let mut notes = vec![suite_cfg.description.clone()];
     for row in &suite_cfg.rows {
@@ -68,7 +68,7 @@ const PROMPTS: [(&str, &str); 2] = [
 /// `num` samples per prompt and sampler setting, each with its conditional bound.
 pub fn infill(ctx: &ArtifactContext, num: i64) -> Result<()> {
     let (scale, device) = (ctx.scale, ctx.device);
-    let suite_cfg: SuiteConfig = ctx.config("table5")?;
+    let suite_cfg = ctx.suite("table5")?;
     let run_dir = suite::run_dir("table5", scale, "md4");
     suite::ensure_trained(&suite_cfg, suite_cfg.row("md4")?, &run_dir, device)?;
     let model = suite::load(&run_dir, device)?;

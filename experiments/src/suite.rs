@@ -74,6 +74,19 @@ pub struct RowSpec {
 }
 
 impl SuiteConfig {
+    /// `experiments/configs/<artifact>/<scale>.yaml`, with every row resolved up front: a typo
+    /// in any row is an error before the first row trains.
+    pub fn load(root: &Path, artifact: &str, scale: crate::Scale) -> Result<Self> {
+        let suite: Self = crate::load_config(root, artifact, scale)?;
+        suite.resolve_rows().with_context(|| format!("{artifact} at {scale} scale"))?;
+        Ok(suite)
+    }
+
+    /// Every row's resolved run configuration, in order.
+    pub fn resolve_rows(&self) -> Result<Vec<RunConfig>> {
+        self.rows.iter().map(|row| self.run_config(row)).collect()
+    }
+
     /// The resolved run configuration of `row`.
     pub fn run_config(&self, row: &RowSpec) -> Result<RunConfig> {
         let mut tree = Value::Mapping(Default::default());
@@ -466,7 +479,7 @@ pub struct LikelihoodTable<'a> {
 pub fn likelihood_table(spec: &LikelihoodTable, args: &crate::ArtifactArgs, only: &[String]) -> Result<()> {
     let ctx = ArtifactContext::start(spec.artifact, args)?;
     let (scale, device) = (ctx.scale, ctx.device);
-    let suite: SuiteConfig = ctx.config(spec.artifact)?;
+    let suite = ctx.suite(spec.artifact)?;
     let paper = ctx.paper()?;
     let (seqs, data) = eval_sequences(&suite.eval, suite.sub_vocab()?.as_ref())?;
     eprintln!(
@@ -570,4 +583,37 @@ pub fn paired_note(reference: &str) -> String {
     format!(
         "Δ vs {reference}: the mean over sequences of (row − {reference}) with its standard error over the per-sequence differences; every row is scored on the same keyed random streams (common random numbers), so Δ is far more precise than either row; |Δ| ≥ 2 SE is marked resolved"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every committed suite (table2, table5 and table3's per-data-set suites) resolves every
+    /// row at every scale.
+    #[test]
+    fn every_committed_suite_resolves_every_row_at_every_scale() {
+        let root = crate::workspace_root();
+        for scale in crate::Scale::ALL {
+            for artifact in ["table2", "table5"] {
+                let suite = SuiteConfig::load(&root, artifact, scale).unwrap_or_else(|e| panic!("{e:#}"));
+                assert_eq!(suite.resolve_rows().unwrap().len(), suite.rows.len());
+                suite.reference_row().unwrap();
+            }
+            let table3: crate::images::Table3Config = crate::load_config(&root, "table3", scale).unwrap();
+            for suite in &table3.suites {
+                suite.resolve_rows().unwrap_or_else(|e| panic!("table3 {scale}: {e:#}"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_typo_in_any_row_fails_before_training() {
+        let root = crate::workspace_root();
+        let mut suite = SuiteConfig::load(&root, "table2", crate::Scale::Smoke).unwrap();
+        let last = suite.rows.len() - 1;
+        suite.rows[last].objective = serde_yaml::from_str("{kind: md4, schedul: {kind: linear}}").unwrap();
+        let err = suite.resolve_rows().unwrap_err();
+        assert!(format!("{err:#}").contains("schedul"), "{err:#}");
+    }
 }

@@ -17,7 +17,7 @@ const UNIT: Unit = Unit::BitsPerChar;
 
 /// table2's suite, one of its rows trained (or reused) and loaded, and the row's run directory.
 fn table2_row(ctx: &ArtifactContext, slug: &str) -> Result<(SuiteConfig, RowSpec, PathBuf, LoadedRun)> {
-    let suite: SuiteConfig = ctx.config("table2")?;
+    let suite = ctx.suite("table2")?;
     let row = suite.row(slug)?.clone();
     let run_dir = suite::run_dir("table2", ctx.scale, &row.slug);
     suite::ensure_trained(&suite, &row, &run_dir, ctx.device)?;
@@ -80,7 +80,7 @@ pub fn table7_text8(ctx: &ArtifactContext, steps: &[i64]) -> Result<()> {
 /// `schedules` (spelt as [`MaskingSchedule::parse`] reads them), scored on table2's chunks and
 /// paired against the first.
 pub fn ablate_schedules(ctx: &ArtifactContext, schedules: &[String]) -> Result<()> {
-    let suite: SuiteConfig = ctx.config("table2")?;
+    let suite = ctx.suite("table2")?;
     let template = suite.row("md4-linear")?.clone();
     let (seqs, data) = suite::eval_sequences(&suite.eval, suite.sub_vocab()?.as_ref())?;
     // Paired against the first schedule listed (linear by default), on common random numbers.

@@ -69,7 +69,7 @@ impl ZeroShotConfig {
 
     /// The training suite of the models.
     pub fn suite(&self, scale: crate::Scale) -> Result<SuiteConfig> {
-        crate::load_config(&crate::workspace_root(), &self.suite, scale)
+        SuiteConfig::load(&crate::workspace_root(), &self.suite, scale)
     }
 
     /// The matrix's columns.

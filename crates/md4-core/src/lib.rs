@@ -15,6 +15,7 @@ pub mod denoiser;
 pub mod elbo;
 pub mod forward;
 pub mod genmd4;
+pub mod names;
 pub mod noise;
 pub mod objective;
 pub mod sampler;

@@ -11,14 +11,14 @@ use serde::{Deserialize, Serialize};
 use std::f64::consts::FRAC_PI_2;
 use tch::{Device, Kind, Tensor};
 
-/// The discretisation grid of [0, 1] (spec §5.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Grid {
-    /// t(i) = i/T.
-    Uniform,
-    /// t(i) = cos(π/2·(1 − i/T)) (eq. 6): with a linear schedule, a cosine schedule's uniform grid.
-    Cosine,
+crate::named_enum! {
+    /// The discretisation grid of [0, 1] (spec §5.2).
+    pub enum Grid("grid") {
+        /// t(i) = i/T.
+        Uniform = "uniform",
+        /// t(i) = cos(π/2·(1 − i/T)) (eq. 6): with a linear schedule, a cosine schedule's uniform grid.
+        Cosine = "cosine",
+    }
 }
 
 impl Grid {
@@ -29,19 +29,6 @@ impl Grid {
             Self::Uniform => tau,
             // cos(π/2·(1−τ)) written as sin(π/2·τ), which is exact at both ends.
             Self::Cosine => (FRAC_PI_2 * tau).sin().clamp(0.0, 1.0),
-        }
-    }
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Uniform => "uniform",
-            Self::Cosine => "cosine",
-        }
-    }
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s {
-            "uniform" => Ok(Self::Uniform),
-            "cosine" => Ok(Self::Cosine),
-            _ => Err(format!("unknown grid '{s}' (expected uniform or cosine)")),
         }
     }
 }
