@@ -54,7 +54,7 @@ pub struct Attention {
 impl Attention {
     pub(super) fn new(vs: &nn::Path, cfg: &TransformerConfig, causal: bool) -> Self {
         let d = cfg.width();
-        let lin = |name: &str| Linear::new(&(vs / name), d, d, KernelInit::LECUN, false, cfg.compute_dtype);
+        let lin = |name: &str| Linear::no_bias(&(vs / name), d, d, KernelInit::LECUN, cfg.compute_dtype);
         Self {
             wq: lin("wq"),
             wk: lin("wk"),
@@ -99,9 +99,9 @@ impl Mlp {
         };
         let c = cfg.compute_dtype;
         Self {
-            w1: Linear::new(&(vs / "w1"), d, hidden, init, false, c),
-            w2: Linear::new(&(vs / "w2"), hidden, d, init, false, c),
-            w3: Linear::new(&(vs / "w3"), d, hidden, init, false, c),
+            w1: Linear::no_bias(&(vs / "w1"), d, hidden, init, c),
+            w2: Linear::no_bias(&(vs / "w2"), hidden, d, init, c),
+            w3: Linear::no_bias(&(vs / "w3"), d, hidden, init, c),
             activation: cfg.mlp_type.activation(),
             dropout: cfg.dropout,
         }
@@ -136,12 +136,11 @@ impl Block {
         let d = cfg.width();
         let norm = match cfg.time_conditioning {
             TimeConditioning::AdaLnZero => BlockNorm::AdaLnZero {
-                modulation: Linear::new(
+                modulation: Linear::with_bias(
                     &(vs / "modulation"),
                     cfg.feature_dim,
                     6 * d,
                     KernelInit::Zeros,
-                    true,
                     cfg.compute_dtype,
                 ),
             },

@@ -73,19 +73,18 @@ impl Transformer {
             TokenEmbedding::Direct => Embedder::Direct { embed: Embedding::new(&(vs / "embed"), rows, d) },
             TokenEmbedding::Outside { dim } => Embedder::Outside {
                 embed: Embedding::new(&(vs / "embed"), rows, dim),
-                embed_proj: Linear::new(&(vs / "embed_proj"), dim, d, KernelInit::LECUN, true, c),
+                embed_proj: Linear::with_bias(&(vs / "embed_proj"), dim, d, KernelInit::LECUN, c),
             },
         };
         let blocks = (0..cfg.n_layers).map(|i| Block::new(&(vs / "blocks" / i), cfg, causal)).collect();
         let head_norm = match cfg.time_conditioning {
             TimeConditioning::AdaLnZero => Head::AdaLnZero {
                 time_embed: TimeEmbedding::new(&(vs / "time_embed"), cfg.feature_dim, c),
-                final_modulation: Linear::new(
+                final_modulation: Linear::with_bias(
                     &(vs / "final_modulation"),
                     cfg.feature_dim,
                     2 * d,
                     KernelInit::Zeros,
-                    true,
                     c,
                 ),
             },
@@ -93,7 +92,7 @@ impl Transformer {
                 Head::Rms { final_norm: RmsNorm::new(&(vs / "final_norm"), d, NORM_EPS) }
             }
         };
-        let head = Linear::new(&(vs / "head"), d, cfg.vocab_size, KernelInit::Zeros, false, c);
+        let head = Linear::no_bias(&(vs / "head"), d, cfg.vocab_size, KernelInit::Zeros, c);
         Ok(Self {
             embedder,
             blocks,
