@@ -103,27 +103,14 @@ pub struct Linear {
 
 impl Linear {
     /// Variables `weight` `[out, in]` and `bias` `[out]` (zeros) under `vs`.
-    pub fn with_bias(
-        vs: &nn::Path,
-        in_dim: i64,
-        out_dim: i64,
-        init: KernelInit,
-        compute: ComputeDtype,
-    ) -> Self {
-        let weight = init.make(vs, "weight", &[out_dim, in_dim], in_dim);
-        Self { weight, bias: Some(vs.zeros("bias", &[out_dim])), compute }
+    pub fn with_bias(vs: &nn::Path, in_dim: i64, out_dim: i64, init: KernelInit, c: ComputeDtype) -> Self {
+        let layer = Self::no_bias(vs, in_dim, out_dim, init, c);
+        Self { bias: Some(vs.zeros("bias", &[out_dim])), ..layer }
     }
 
     /// The variable `weight` `[out, in]` under `vs`, no bias.
-    pub fn no_bias(
-        vs: &nn::Path,
-        in_dim: i64,
-        out_dim: i64,
-        init: KernelInit,
-        compute: ComputeDtype,
-    ) -> Self {
-        let weight = init.make(vs, "weight", &[out_dim, in_dim], in_dim);
-        Self { weight, bias: None, compute }
+    pub fn no_bias(vs: &nn::Path, in_dim: i64, out_dim: i64, init: KernelInit, c: ComputeDtype) -> Self {
+        Self { weight: init.make(vs, "weight", &[out_dim, in_dim], in_dim), bias: None, compute: c }
     }
 
     /// Number of parameters of a dense layer.
