@@ -182,13 +182,10 @@ fn run(
     denoiser: &impl Denoiser,
     reverse: Reverse,
     vocab: Vocab,
-    batch: i64,
-    seq_len: i64,
-    cond: Option<&Conditioning>,
-    cfg: &SamplerConfig,
-    device: Device,
+    request: &SampleRequest,
     cache: bool,
 ) -> SampleOutput {
+    let &SampleRequest { batch, seq_len, cond, sampler: cfg, device } = request;
     assert!(cfg.steps >= 1, "the sampler needs at least one step");
     let _guard = tch::no_grad_guard();
     let mask_id = vocab.mask_id();
@@ -237,6 +234,17 @@ fn run(
     SampleOutput { tokens: zt, network_calls: calls, argmax_filled, reveal_step }
 }
 
+/// What a sampler draws: `batch` sequences of `seq_len` tokens with `sampler`'s settings on
+/// `device`, keeping the positions that `cond` fixes.
+#[derive(Clone, Copy, Debug)]
+pub struct SampleRequest<'a> {
+    pub batch: i64,
+    pub seq_len: i64,
+    pub cond: Option<&'a Conditioning>,
+    pub sampler: &'a SamplerConfig,
+    pub device: Device,
+}
+
 /// MD4 ancestral sampling (Alg. 2): one network call per step, then the argmax fill.
 ///
 /// # Shapes
@@ -245,13 +253,9 @@ pub fn ancestral_sample(
     denoiser: &impl Denoiser,
     schedule: &Schedule,
     vocab: Vocab,
-    batch: i64,
-    seq_len: i64,
-    cond: Option<&Conditioning>,
-    cfg: &SamplerConfig,
-    device: Device,
+    request: &SampleRequest,
 ) -> SampleOutput {
-    run(denoiser, Reverse::Scalar(schedule), vocab, batch, seq_len, cond, cfg, device, false)
+    run(denoiser, Reverse::Scalar(schedule), vocab, request, false)
 }
 
 /// [`ancestral_sample`] that skips the network call when no token changed since the previous
@@ -261,13 +265,9 @@ pub fn cached_ancestral_sample(
     denoiser: &impl Denoiser,
     schedule: &Schedule,
     vocab: Vocab,
-    batch: i64,
-    seq_len: i64,
-    cond: Option<&Conditioning>,
-    cfg: &SamplerConfig,
-    device: Device,
+    request: &SampleRequest,
 ) -> SampleOutput {
-    run(denoiser, Reverse::Scalar(schedule), vocab, batch, seq_len, cond, cfg, device, true)
+    run(denoiser, Reverse::Scalar(schedule), vocab, request, true)
 }
 
 /// GenMD4 ancestral sampling from the per-token stay-masked probabilities (s/t)^{w_i} of §4.1
@@ -279,12 +279,8 @@ pub fn genmd4_sample(
     denoiser: &impl Denoiser,
     w: &Tensor,
     vocab: Vocab,
-    batch: i64,
-    seq_len: i64,
-    cond: Option<&Conditioning>,
-    cfg: &SamplerConfig,
-    device: Device,
+    request: &SampleRequest,
 ) -> SampleOutput {
     assert_eq!(w.size(), vec![vocab.size()], "w must be [V]");
-    run(denoiser, Reverse::PerToken(w), vocab, batch, seq_len, cond, cfg, device, false)
+    run(denoiser, Reverse::PerToken(w), vocab, request, false)
 }
