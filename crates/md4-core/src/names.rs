@@ -1,4 +1,4 @@
-//! One spelling per option (issue 16): [`named_enum!`] declares a fieldless enum whose every
+//! One spelling per option (issue 16): [`crate::named_enum!`] declares a fieldless enum whose every
 //! variant is spelt once, and derives from that one spelling what configs, cards and command
 //! lines need — serde (`#[serde(rename = …)]`), `name()`, `Display`, `parse()`/`FromStr` with an
 //! error that lists the spellings, and `ALL`. The crate that uses it needs `serde`.
