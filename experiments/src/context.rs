@@ -9,7 +9,43 @@ use md4_eval::table::PaperTables;
 use md4_eval::{DataProtocol, Environment, LikelihoodProtocol, ProtocolCard};
 use serde::de::DeserializeOwned;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use tch::Device;
+
+/// An artifact binary's command line: the common flags, then the artifact's own (`A`).
+#[derive(clap::Parser, Debug)]
+#[command(version)]
+struct Cli<A: clap::Args> {
+    #[command(flatten)]
+    common: ArtifactArgs,
+    #[command(flatten)]
+    extra: A,
+}
+
+/// The flags of an artifact that has none beyond the common ones.
+#[derive(clap::Args, Debug)]
+pub struct NoFlags {}
+
+/// The whole `main` of an artifact binary: parse the common flags and the artifact's own `A`
+/// (`about` is the `--help` description), start the context, run `body`, and exit as `md4` does:
+/// 0; or the error on stderr and status 75 when a training run was interrupted (rerun the same
+/// command to resume), 1 otherwise.
+pub fn main<A: clap::Args>(
+    artifact: &str,
+    about: &'static str,
+    body: impl FnOnce(&ArtifactContext, &A) -> Result<()>,
+) -> ExitCode {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::<A>::command().about(about).get_matches();
+    let cli = Cli::<A>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match ArtifactContext::start(artifact, &cli.common).and_then(|ctx| body(&ctx, &cli.extra)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            ExitCode::from(md4_train::guard::exit_code(&e) as u8)
+        }
+    }
+}
 
 /// One artifact run: its record, device, scale and output directory.
 #[derive(Debug)]

@@ -473,11 +473,10 @@ pub struct LikelihoodTable<'a> {
     pub references: bool,
 }
 
-/// Train (or reuse) every row of `artifact`'s suite at `args.scale` (only `only` when not
+/// Train (or reuse) every row of `spec.artifact`'s suite at the context's scale (only `only` when not
 /// empty), score each on the suite's evaluation split with EMA weights, and write the table,
 /// the per-row cards, the validation curves and the record.
-pub fn likelihood_table(spec: &LikelihoodTable, args: &crate::ArtifactArgs, only: &[String]) -> Result<()> {
-    let ctx = ArtifactContext::start(spec.artifact, args)?;
+pub fn likelihood_table(ctx: &ArtifactContext, spec: &LikelihoodTable, only: &[String]) -> Result<()> {
     let (scale, device) = (ctx.scale, ctx.device);
     let suite = ctx.suite(spec.artifact)?;
     let paper = ctx.paper()?;
@@ -507,7 +506,7 @@ pub fn likelihood_table(spec: &LikelihoodTable, args: &crate::ArtifactArgs, only
             None => None,
         };
         let (row_scored, card) = report_row(
-            &ctx,
+            ctx,
             &data,
             unit,
             RowReport {
@@ -550,7 +549,7 @@ pub fn likelihood_table(spec: &LikelihoodTable, args: &crate::ArtifactArgs, only
         paired_note(&reference.name),
         spec.paper_note.into(),
     ];
-    finish_table(&ctx, &table, Some(curves), data, notes, outputs)?;
+    finish_table(ctx, &table, Some(curves), data, notes, outputs)?;
     println!("{} ({scale}) written to {}", spec.artifact, ctx.dir.path.display());
     Ok(())
 }

@@ -9,23 +9,20 @@
 //! Writes `results/ablate-schedules/<scale>/{table.md, rows.csv, curves.{png,svg,csv},
 //! card.yaml, record.yaml}` and `cards/<schedule>.yaml`.
 
-use anyhow::Result;
-use clap::Parser;
-use experiments::{ArtifactArgs, ArtifactContext};
+use std::process::ExitCode;
 
-/// Train table2's MD4 model with every masking schedule and compare.
-#[derive(Parser, Debug)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    common: ArtifactArgs,
+/// The flags of `ablate-schedules` beyond the common ones.
+#[derive(clap::Args, Debug)]
+struct Flags {
     /// Schedules to train: linear, cosine, poly<w>, geometric.
     #[arg(long, value_delimiter = ',', default_values_t = ["linear", "cosine", "poly2", "poly0.5", "geometric"].map(String::from).to_vec())]
     schedules: Vec<String>,
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
-    let ctx = ArtifactContext::start("ablate-schedules", &args.common)?;
-    experiments::text8::ablate_schedules(&ctx, &args.schedules)
+fn main() -> ExitCode {
+    experiments::main::<Flags>(
+        "ablate-schedules",
+        "Train table2's MD4 model with every masking schedule and compare.",
+        |ctx, flags| experiments::text8::ablate_schedules(ctx, &flags.schedules),
+    )
 }

@@ -8,16 +8,11 @@
 //! Writes `results/fig2/<scale>/fig2_reveal.{png,svg,csv}`, `fig2_unmasking.{png,svg,csv}`,
 //! `card.yaml`, `record.yaml`.
 
-use anyhow::Result;
-use clap::Parser;
-use experiments::{ArtifactArgs, ArtifactContext};
+use std::process::ExitCode;
 
-/// Fig. 2: tokens revealed per step, and a sample's unmasking order.
-#[derive(Parser, Debug)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    common: ArtifactArgs,
+/// The flags of `fig2` beyond the common ones.
+#[derive(clap::Args, Debug)]
+struct Flags {
     /// Sampling steps of the unmasking picture.
     #[arg(long, default_value_t = 256)]
     steps: i64,
@@ -26,8 +21,10 @@ struct Args {
     seed: i64,
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
-    let ctx = ArtifactContext::start("fig2", &args.common)?;
-    experiments::text8::fig2(&ctx, args.steps, args.seed)
+fn main() -> ExitCode {
+    experiments::main::<Flags>(
+        "fig2",
+        "Fig. 2: tokens revealed per step, and a sample's unmasking order.",
+        |ctx, flags| experiments::text8::fig2(ctx, flags.steps, flags.seed),
+    )
 }

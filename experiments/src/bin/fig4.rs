@@ -6,20 +6,12 @@
 //! Command: `just reproduce fig4 [smoke|small|paper]` (trains table5's rows if needed).
 //! Writes `results/fig4/<scale>/{fig4.png, fig4.svg, fig4.csv, card.yaml, record.yaml}`.
 
-use anyhow::Result;
-use clap::Parser;
-use experiments::{ArtifactArgs, ArtifactContext};
+use std::process::ExitCode;
 
-/// Fig. 4: validation perplexity during training for table5's rows.
-#[derive(Parser, Debug)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    common: ArtifactArgs,
-}
-
-fn main() -> Result<()> {
-    let args = Args::parse();
-    let ctx = ArtifactContext::start("fig4", &args.common)?;
-    experiments::lm::fig4(&ctx)
+fn main() -> ExitCode {
+    experiments::main::<experiments::NoFlags>(
+        "fig4",
+        "Fig. 4: validation perplexity during training for table5's rows.",
+        |ctx, _| experiments::lm::fig4(ctx),
+    )
 }

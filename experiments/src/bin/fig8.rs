@@ -10,20 +10,12 @@
 //! Writes `results/fig8/<scale>/{fig8.png, fig8.svg, fig8.csv, entropy.*, points.csv,
 //! samples.md, card.yaml, record.yaml}`.
 
-use anyhow::Result;
-use clap::Parser;
-use experiments::{ArtifactArgs, ArtifactContext};
+use std::process::ExitCode;
 
-/// Fig. 8: generative perplexity against sampling steps.
-#[derive(Parser, Debug)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    common: ArtifactArgs,
-}
-
-fn main() -> Result<()> {
-    let args = Args::parse();
-    let ctx = ArtifactContext::start("fig8", &args.common)?;
-    experiments::genppl::fig8(&ctx)
+fn main() -> ExitCode {
+    experiments::main::<experiments::NoFlags>(
+        "fig8",
+        "Fig. 8: generative perplexity against sampling steps.",
+        |ctx, _| experiments::genppl::fig8(ctx),
+    )
 }

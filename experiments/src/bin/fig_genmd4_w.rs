@@ -8,20 +8,12 @@
 //! Runtime: seconds, plus table2's `genmd4` training run if it does not exist yet.
 //! Writes `results/fig-genmd4-w/<scale>/genmd4_w.{png,svg,csv}`, `card.yaml`, `record.yaml`.
 
-use anyhow::Result;
-use clap::Parser;
-use experiments::{ArtifactArgs, ArtifactContext};
+use std::process::ExitCode;
 
-/// GenMD4's learned per-character exponents w.
-#[derive(Parser, Debug)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    common: ArtifactArgs,
-}
-
-fn main() -> Result<()> {
-    let args = Args::parse();
-    let ctx = ArtifactContext::start("fig-genmd4-w", &args.common)?;
-    experiments::text8::fig_genmd4_w(&ctx)
+fn main() -> ExitCode {
+    experiments::main::<experiments::NoFlags>(
+        "fig-genmd4-w",
+        "GenMD4's learned per-character exponents w.",
+        |ctx, _| experiments::text8::fig_genmd4_w(ctx),
+    )
 }

@@ -13,20 +13,12 @@
 //! table6.md, rows.csv, card.yaml, record.yaml}`, `samples/<setting>_T<steps>.png` and
 //! `cards/<setting>_T<steps>.yaml`.
 
-use anyhow::Result;
-use clap::Parser;
-use experiments::{ArtifactArgs, ArtifactContext};
+use std::process::ExitCode;
 
-/// Image samples: Table 6's sampler settings, with network calls; the FID protocol.
-#[derive(Parser, Debug)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    common: ArtifactArgs,
-}
-
-fn main() -> Result<()> {
-    let args = Args::parse();
-    let ctx = ArtifactContext::start("image-samples", &args.common)?;
-    experiments::images::image_samples(&ctx)
+fn main() -> ExitCode {
+    experiments::main::<experiments::NoFlags>(
+        "image-samples",
+        "Image samples: Table 6's sampler settings, with network calls; the FID protocol.",
+        |ctx, _| experiments::images::image_samples(ctx),
+    )
 }

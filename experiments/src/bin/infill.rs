@@ -8,23 +8,20 @@
 //! Command: `just reproduce infill [smoke|small|paper]` (trains table5's MD4 if needed).
 //! Writes `results/infill/<scale>/{infill.md, infill.csv, card.yaml, record.yaml}`.
 
-use anyhow::Result;
-use clap::Parser;
-use experiments::{ArtifactArgs, ArtifactContext};
+use std::process::ExitCode;
 
-/// Fig. 10: infilling between a fixed prefix and suffix.
-#[derive(Parser, Debug)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    common: ArtifactArgs,
+/// The flags of `infill` beyond the common ones.
+#[derive(clap::Args, Debug)]
+struct Flags {
     /// Samples per prompt and setting.
     #[arg(long, default_value_t = 3)]
     num: i64,
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
-    let ctx = ArtifactContext::start("infill", &args.common)?;
-    experiments::lm::infill(&ctx, args.num)
+fn main() -> ExitCode {
+    experiments::main::<Flags>(
+        "infill",
+        "Fig. 10: infilling between a fixed prefix and suffix.",
+        |ctx, flags| experiments::lm::infill(ctx, flags.num),
+    )
 }

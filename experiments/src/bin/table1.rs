@@ -14,20 +14,12 @@
 //! Writes `results/table1/<scale>/{table.md, cells.csv, card.yaml, record.yaml}` and
 //! `cards/<row>-<column>.yaml`.
 
-use anyhow::Result;
-use clap::Parser;
-use experiments::{ArtifactArgs, ArtifactContext};
+use std::process::ExitCode;
 
-/// Table 1: zero-shot perplexity of the table5 models on held-out evaluation sets.
-#[derive(Parser, Debug)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    common: ArtifactArgs,
-}
-
-fn main() -> Result<()> {
-    let args = Args::parse();
-    let ctx = ArtifactContext::start("table1", &args.common)?;
-    experiments::zeroshot::table1(&ctx)
+fn main() -> ExitCode {
+    experiments::main::<experiments::NoFlags>(
+        "table1",
+        "Table 1: zero-shot perplexity of the table5 models on held-out evaluation sets.",
+        |ctx, _| experiments::zeroshot::table1(ctx),
+    )
 }

@@ -18,16 +18,11 @@
 //! `samples/<row>.png` with `cards/<row>-samples.yaml`, and
 //! `checks/{table.md, rows.csv, <i>-<dataset>.yaml}`.
 
-use anyhow::Result;
-use clap::Parser;
-use experiments::{ArtifactArgs, ArtifactContext};
+use std::process::ExitCode;
 
-/// Table 3: bits per dimension of MD4, Campbell et al. absorb and an AR transformer.
-#[derive(Parser, Debug)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    common: ArtifactArgs,
+/// The flags of `table3` beyond the common ones.
+#[derive(clap::Args, Debug)]
+struct Flags {
     /// Only these rows (by slug, comma-separated); the table then lists only them.
     #[arg(long, value_delimiter = ',')]
     rows: Vec<String>,
@@ -36,8 +31,10 @@ struct Args {
     no_checks: bool,
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
-    let ctx = ArtifactContext::start("table3", &args.common)?;
-    experiments::images::table3(&ctx, &args.rows, !args.no_checks)
+fn main() -> ExitCode {
+    experiments::main::<Flags>(
+        "table3",
+        "Table 3: bits per dimension of MD4, Campbell et al. absorb and an AR transformer.",
+        |ctx, flags| experiments::images::table3(ctx, &flags.rows, !flags.no_checks),
+    )
 }

@@ -10,23 +10,20 @@
 //! Writes `results/table7/<scale>/{table.md, cells.csv, card.yaml, record.yaml}` and
 //! `cards/<T>-<column>.yaml`.
 
-use anyhow::Result;
-use clap::Parser;
-use experiments::{ArtifactArgs, ArtifactContext};
+use std::process::ExitCode;
 
-/// Table 7: finite-T versus continuous-time bounds of one MD4 model on the zero-shot sets.
-#[derive(Parser, Debug)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    common: ArtifactArgs,
+/// The flags of `table7` beyond the common ones.
+#[derive(clap::Args, Debug)]
+struct Flags {
     /// Numbers of steps T of the finite-T bounds.
     #[arg(long, value_delimiter = ',', default_values_t = vec![100i64, 1000, 10000])]
     steps: Vec<i64>,
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
-    let ctx = ArtifactContext::start("table7", &args.common)?;
-    experiments::zeroshot::table7(&ctx, &args.steps)
+fn main() -> ExitCode {
+    experiments::main::<Flags>(
+        "table7",
+        "Table 7: finite-T versus continuous-time bounds of one MD4 model on the zero-shot sets.",
+        |ctx, flags| experiments::zeroshot::table7(ctx, &flags.steps),
+    )
 }

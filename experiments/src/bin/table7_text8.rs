@@ -9,23 +9,20 @@
 //! split, a few minutes on 2 cores. Writes `results/table7-text8/<scale>/{table.md, rows.csv,
 //! card.yaml, record.yaml}` and `cards/<T>.yaml`.
 
-use anyhow::Result;
-use clap::Parser;
-use experiments::{ArtifactArgs, ArtifactContext};
+use std::process::ExitCode;
 
-/// Table 7: finite-T versus continuous-time bounds of one MD4 model (text8).
-#[derive(Parser, Debug)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    common: ArtifactArgs,
+/// The flags of `table7-text8` beyond the common ones.
+#[derive(clap::Args, Debug)]
+struct Flags {
     /// Numbers of steps T of the finite-T bounds.
     #[arg(long, value_delimiter = ',', default_values_t = vec![100i64, 1000, 10000])]
     steps: Vec<i64>,
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
-    let ctx = ArtifactContext::start("table7-text8", &args.common)?;
-    experiments::text8::table7_text8(&ctx, &args.steps)
+fn main() -> ExitCode {
+    experiments::main::<Flags>(
+        "table7-text8",
+        "Table 7: finite-T versus continuous-time bounds of one MD4 model (text8).",
+        |ctx, flags| experiments::text8::table7_text8(ctx, &flags.steps),
+    )
 }
