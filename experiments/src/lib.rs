@@ -11,6 +11,7 @@ pub mod figures;
 pub mod genppl;
 pub mod images;
 pub mod lm;
+pub mod references;
 pub mod suite;
 pub mod text8;
 pub mod tidy;

@@ -71,7 +71,8 @@ pub fn table7_text8(ctx: &ArtifactContext, steps: &[i64]) -> Result<()> {
         suite::paired_note(reference),
         "paper Table 7 (MD4-S on OWT, zero-shot perplexity; e.g. PTB ≤ 105.2 / 102.5 / 102.4 / 102.3 for T = 100 / 1000 / 10000 / ∞) has no text8 counterpart, so the Paper column is empty; the expected ordering is continuous ≤ T=10000 ≤ T=1000 ≤ T=100".into(),
     ];
-    let refs = suite::references(&loaded.cfg, &suite.eval, &seqs, ctx.scale.reference_train_cap())?;
+    let refs =
+        crate::references::references(&loaded.cfg, &suite.eval, &seqs, ctx.scale.reference_train_cap())?;
     table.references.push((refs, UNIT));
     suite::finish_table(ctx, &table, None, data, notes, outputs)
 }
@@ -131,9 +132,10 @@ pub fn ablate_schedules(ctx: &ArtifactContext, schedules: &[String]) -> Result<(
         "the paper proves the continuous bound is schedule-invariant for a fixed denoiser (§3.2); schedules differ through the training signal's variance and weighting".into(),
     ];
     let cfg = suite.run_config(&template)?;
-    table
-        .references
-        .push((suite::references(&cfg, &suite.eval, &seqs, ctx.scale.reference_train_cap())?, UNIT));
+    table.references.push((
+        crate::references::references(&cfg, &suite.eval, &seqs, ctx.scale.reference_train_cap())?,
+        UNIT,
+    ));
     suite::finish_table(ctx, &table, Some(curves), data, notes, outputs)
 }
 

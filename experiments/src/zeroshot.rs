@@ -194,9 +194,9 @@ pub fn pair_rows(matrix: &mut Matrix, results: &[Vec<Option<EvalResult>>], refer
             .zip(&results[base])
             .map(|(a, b)| match (a, b) {
                 (Some(a), Some(b)) if row.method != reference => {
-                    let d = md4_eval::paired_difference(a, b)
+                    let d = md4_eval::Delta::between(a, b, Unit::Perplexity)
                         .with_context(|| format!("pairing '{}' with '{reference}'", row.method))?;
-                    Ok(Some(md4_eval::Delta::from_paired(&d, Unit::Perplexity)))
+                    Ok(Some(d))
                 }
                 _ => Ok(None),
             })
@@ -383,7 +383,7 @@ pub fn table1(ctx: &ArtifactContext) -> Result<()> {
     let ref_cfg = zs.suite.run_config(zs.suite.reference_row()?)?;
     for column in &zs.columns {
         if let (Some(spec), Some((seqs, _))) = (&column.column.eval, &column.data) {
-            let refs = suite::references(&ref_cfg, spec, seqs, ctx.scale.reference_train_cap())?;
+            let refs = crate::references::references(&ref_cfg, spec, seqs, ctx.scale.reference_train_cap())?;
             matrix.references.push((column.column.name.clone(), refs, Unit::Perplexity));
         }
     }

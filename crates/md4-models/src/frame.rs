@@ -11,7 +11,7 @@
 
 use crate::images::{ImageShape, SubpixelEmbedding, subpixel_logits};
 use crate::layers::{ComputeDtype, Conv2d, KernelInit, TimeEmbedding};
-use anyhow::Result;
+use anyhow::{Result, ensure};
 use tch::{Kind, Tensor, nn};
 
 /// A layer of the frame that sees the time conditioning: the blocks, the middle and the output
@@ -32,6 +32,25 @@ pub struct FrameSpec {
     /// Blocks on the way down (the way up has one more).
     pub n_layers: i64,
     pub compute: ComputeDtype,
+}
+
+impl FrameSpec {
+    /// The checks both image networks share; `name` prefixes the messages, `norm_groups` must
+    /// divide the width and `dropout` lie in [0, 1).
+    pub fn validate(&self, name: &str, norm_groups: i64, dropout: f64) -> Result<()> {
+        let ImageShape { height, width, channels } = self.image;
+        let (v, f) = (self.vocab_size, self.feature_dim);
+        ensure!(height >= 1 && width >= 1 && channels >= 1, "{name}: image dimensions must be positive");
+        ensure!(v >= 2, "{name}: vocab_size must be at least 2, got {v}");
+        ensure!(f > 2, "{name}: feature_dim must exceed 2, got {f}");
+        ensure!(self.n_layers >= 0, "{name}: n_layers must be non-negative, got {}", self.n_layers);
+        ensure!(
+            norm_groups >= 1 && f % norm_groups == 0,
+            "{name}: norm_groups {norm_groups} must divide feature_dim {f}"
+        );
+        ensure!((0.0..1.0).contains(&dropout), "{name}: dropout must lie in [0, 1), got {dropout}");
+        Ok(())
+    }
 }
 
 /// The frame around a network's blocks `B`, middle `M` and output norm `N`.

@@ -50,18 +50,19 @@ impl UnetConfig {
         Vocab::new(self.vocab_size)
     }
 
+    /// The sizes of the frame the network fills.
+    pub fn frame(&self) -> FrameSpec {
+        FrameSpec {
+            image: self.image,
+            vocab_size: self.vocab_size,
+            feature_dim: self.feature_dim,
+            n_layers: self.n_layers,
+            compute: self.compute_dtype,
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
-        let ImageShape { height, width, channels } = self.image;
-        ensure!(height >= 1 && width >= 1 && channels >= 1, "unet: image dimensions must be positive");
-        ensure!(self.vocab_size >= 2, "unet: vocab_size must be at least 2, got {}", self.vocab_size);
-        ensure!(self.feature_dim > 2, "unet: feature_dim must exceed 2, got {}", self.feature_dim);
-        ensure!(self.n_layers >= 0, "unet: n_layers must be non-negative, got {}", self.n_layers);
-        ensure!(
-            self.norm_groups >= 1 && self.feature_dim % self.norm_groups == 0,
-            "unet: norm_groups {} must divide feature_dim {}",
-            self.norm_groups,
-            self.feature_dim
-        );
+        self.frame().validate("unet", self.norm_groups, self.dropout)?;
         if let MidAttention::SelfAttention { heads } = self.mid_attention {
             ensure!(
                 heads >= 1 && self.feature_dim % heads == 0,
@@ -69,7 +70,6 @@ impl UnetConfig {
                 self.feature_dim
             );
         }
-        ensure!((0.0..1.0).contains(&self.dropout), "unet: dropout must lie in [0, 1), got {}", self.dropout);
         Ok(())
     }
 
@@ -233,13 +233,6 @@ impl Unet {
     pub fn new(vs: &nn::Path, cfg: &UnetConfig) -> Result<Self> {
         cfg.validate()?;
         let f = cfg.feature_dim;
-        let spec = FrameSpec {
-            image: cfg.image,
-            vocab_size: cfg.vocab_size,
-            feature_dim: f,
-            n_layers: cfg.n_layers,
-            compute: cfg.compute_dtype,
-        };
         let parts = FrameParts {
             block: |vs: &nn::Path, c_in, c_out| ResBlock::new(vs, c_in, c_out, cfg),
             middle: |vs: &nn::Path| {
@@ -256,7 +249,7 @@ impl Unet {
             },
             norm_out: |vs: &nn::Path| GroupNorm::new(vs, f, cfg.norm_groups),
         };
-        Ok(Self { frame: UnetFrame::new(vs, spec, parts)?, cfg: cfg.clone() })
+        Ok(Self { frame: UnetFrame::new(vs, cfg.frame(), parts)?, cfg: cfg.clone() })
     }
 
     pub fn config(&self) -> &UnetConfig {

@@ -10,7 +10,7 @@ use crate::frame::{Conditioned, FrameParts, FrameSpec, UnetFrame};
 use crate::images::ImageShape;
 use crate::layers::{ComputeDtype, Conv2d, KernelInit, Linear, TimeEmbedding, group_norm_plain};
 use crate::unet::channel_dense;
-use anyhow::{Result, ensure};
+use anyhow::Result;
 use md4_core::{Denoiser, Vocab};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor, nn};
@@ -39,20 +39,20 @@ impl UvitConfig {
         Vocab::new(self.vocab_size)
     }
 
+    /// The sizes of the frame the network fills.
+    pub fn frame(&self) -> FrameSpec {
+        FrameSpec {
+            image: self.image,
+            vocab_size: self.vocab_size,
+            feature_dim: self.feature_dim,
+            n_layers: self.n_layers,
+            compute: self.compute_dtype,
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
-        let ImageShape { height, width, channels } = self.image;
-        ensure!(height >= 1 && width >= 1 && channels >= 1, "uvit: image dimensions must be positive");
-        ensure!(self.vocab_size >= 2, "uvit: vocab_size must be at least 2, got {}", self.vocab_size);
-        ensure!(self.feature_dim > 2, "uvit: feature_dim must exceed 2, got {}", self.feature_dim);
-        ensure!(self.n_layers >= 0, "uvit: n_layers must be non-negative, got {}", self.n_layers);
-        ensure!(
-            self.norm_groups >= 1 && self.feature_dim % self.norm_groups == 0,
-            "uvit: norm_groups {} must divide feature_dim {}",
-            self.norm_groups,
-            self.feature_dim
-        );
-        ensure!((0.0..1.0).contains(&self.dropout), "uvit: dropout must lie in [0, 1), got {}", self.dropout);
-        self.dit.validate(height, width)
+        self.frame().validate("uvit", self.norm_groups, self.dropout)?;
+        self.dit.validate(self.image.height, self.image.width)
     }
 
     /// Number of parameters, from the architecture alone.
@@ -178,20 +178,13 @@ impl Uvit {
     pub fn new(vs: &nn::Path, cfg: &UvitConfig) -> Result<Self> {
         cfg.validate()?;
         let (f, cd) = (cfg.feature_dim, cfg.compute_dtype);
-        let spec = FrameSpec {
-            image: cfg.image,
-            vocab_size: cfg.vocab_size,
-            feature_dim: f,
-            n_layers: cfg.n_layers,
-            compute: cd,
-        };
         let map = (cfg.image.height, cfg.image.width, f);
         let parts = FrameParts {
             block: |vs: &nn::Path, c_in, c_out| CondResBlock::new(vs, c_in, c_out, cfg),
             middle: |vs: &nn::Path| Dit::new(&(vs / "dit"), &cfg.dit, map, f, cfg.dropout, cd),
             norm_out: |vs: &nn::Path| CondGroupNorm::new(vs, f, f, cfg.norm_groups, cd),
         };
-        Ok(Self { frame: UnetFrame::new(vs, spec, parts)?, cfg: cfg.clone() })
+        Ok(Self { frame: UnetFrame::new(vs, cfg.frame(), parts)?, cfg: cfg.clone() })
     }
 
     pub fn config(&self) -> &UvitConfig {

@@ -37,9 +37,10 @@ pub fn table3(ctx: &ArtifactContext, only: &[String], checks: bool) -> Result<()
             data.n_sequences, data.dataset, data.sequence_length
         );
         let ref_cfg = suite_cfg.run_config(suite_cfg.reference_row()?)?;
-        table
-            .references
-            .push((suite::references(&ref_cfg, &suite_cfg.eval, &seqs, scale.reference_train_cap())?, UNIT));
+        table.references.push((
+            crate::references::references(&ref_cfg, &suite_cfg.eval, &seqs, scale.reference_train_cap())?,
+            UNIT,
+        ));
         let mut scored = vec![];
         for row in suite_cfg.rows.iter().filter(|r| only.is_empty() || only.contains(&r.slug)) {
             let run_dir = suite::run_dir("table3", scale, &row.slug);
