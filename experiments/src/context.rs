@@ -26,6 +26,22 @@ struct Cli<A: clap::Args> {
 #[derive(clap::Args, Debug)]
 pub struct NoFlags {}
 
+/// `--rows`: the flag of the artifacts that train a suite's rows (table2, table5, table3).
+#[derive(clap::Args, Debug)]
+pub struct RowFlags {
+    /// Only these rows (by slug, comma-separated); the table then lists only them.
+    #[arg(long, value_delimiter = ',')]
+    pub rows: Vec<String>,
+}
+
+/// `--steps`: the flag of the finite-T tables (table7, table7-text8).
+#[derive(clap::Args, Debug)]
+pub struct StepsFlags {
+    /// Numbers of steps T of the finite-T bounds.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![100i64, 1000, 10000])]
+    pub steps: Vec<i64>,
+}
+
 /// The whole `main` of an artifact binary: parse the common flags and the artifact's own `A`
 /// (`about` is the `--help` description), start the context, run `body`, and exit as `md4` does:
 /// 0; or the error on stderr and status 75 when a training run was interrupted (rerun the same

@@ -20,7 +20,7 @@ pub mod zeroshot;
 pub use artifact::{
     ArtifactArgs, ArtifactDir, Run, RunRecord, Scale, config_path, load_config, workspace_root,
 };
-pub use context::{ArtifactContext, NoFlags, main};
+pub use context::{ArtifactContext, NoFlags, RowFlags, StepsFlags, main};
 pub use tidy::{ARTIFACTS, Artifact, tidy_check};
 
 /// A fresh scratch directory for a test, removed when dropped (experiments has no tempfile

@@ -15,14 +15,6 @@ use experiments::suite::{LikelihoodTable, likelihood_table};
 use md4_eval::Unit;
 use std::process::ExitCode;
 
-/// The flags of `table2` beyond the common ones.
-#[derive(clap::Args, Debug)]
-struct Flags {
-    /// Only these rows (by slug, comma-separated); the table then lists only them.
-    #[arg(long, value_delimiter = ',')]
-    rows: Vec<String>,
-}
-
 fn main() -> ExitCode {
     let spec = LikelihoodTable {
         artifact: "table2",
@@ -36,7 +28,7 @@ fn main() -> ExitCode {
         paper_note: "paper column: arXiv v4 Table 2 (text8, 100M characters, 12-layer models, 1M steps); small-scale numbers are not comparable in value, only in ordering",
         references: true,
     };
-    experiments::main::<Flags>(
+    experiments::main::<experiments::RowFlags>(
         "table2",
         "Table 2: text8 bits per character of MD4, GenMD4 and the baselines.",
         |ctx, flags| likelihood_table(ctx, &spec, &flags.rows),

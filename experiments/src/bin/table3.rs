@@ -23,9 +23,8 @@ use std::process::ExitCode;
 /// The flags of `table3` beyond the common ones.
 #[derive(clap::Args, Debug)]
 struct Flags {
-    /// Only these rows (by slug, comma-separated); the table then lists only them.
-    #[arg(long, value_delimiter = ',')]
-    rows: Vec<String>,
+    #[command(flatten)]
+    rows: experiments::RowFlags,
     /// Skip the loading-path checks on the foolbox images.
     #[arg(long)]
     no_checks: bool,
@@ -35,6 +34,6 @@ fn main() -> ExitCode {
     experiments::main::<Flags>(
         "table3",
         "Table 3: bits per dimension of MD4, Campbell et al. absorb and an AR transformer.",
-        |ctx, flags| experiments::images::table3(ctx, &flags.rows, !flags.no_checks),
+        |ctx, flags| experiments::images::table3(ctx, &flags.rows.rows, !flags.no_checks),
     )
 }

@@ -16,14 +16,6 @@ use experiments::suite::{LikelihoodTable, likelihood_table};
 use md4_eval::Unit;
 use std::process::ExitCode;
 
-/// The flags of `table5` beyond the common ones.
-#[derive(clap::Args, Debug)]
-struct Flags {
-    /// Only these rows (by slug, comma-separated); the table then lists only them.
-    #[arg(long, value_delimiter = ',')]
-    rows: Vec<String>,
-}
-
 fn main() -> ExitCode {
     let spec = LikelihoodTable {
         artifact: "table5",
@@ -37,7 +29,7 @@ fn main() -> ExitCode {
         paper_note: "paper column: arXiv v4 Table 5 (OpenWebText, 2% held-out blocks, 12-layer models, 1M steps × 512 × 1024 tokens); small-scale numbers are not comparable in value, only in ordering",
         references: true,
     };
-    experiments::main::<Flags>(
+    experiments::main::<experiments::RowFlags>(
         "table5",
         "Table 5: held-out perplexity of MD4, GenMD4, SEDD absorb and AR on the training corpus.",
         |ctx, flags| likelihood_table(ctx, &spec, &flags.rows),

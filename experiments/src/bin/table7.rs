@@ -12,16 +12,8 @@
 
 use std::process::ExitCode;
 
-/// The flags of `table7` beyond the common ones.
-#[derive(clap::Args, Debug)]
-struct Flags {
-    /// Numbers of steps T of the finite-T bounds.
-    #[arg(long, value_delimiter = ',', default_values_t = vec![100i64, 1000, 10000])]
-    steps: Vec<i64>,
-}
-
 fn main() -> ExitCode {
-    experiments::main::<Flags>(
+    experiments::main::<experiments::StepsFlags>(
         "table7",
         "Table 7: finite-T versus continuous-time bounds of one MD4 model on the zero-shot sets.",
         |ctx, flags| experiments::zeroshot::table7(ctx, &flags.steps),

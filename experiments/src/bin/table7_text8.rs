@@ -11,16 +11,8 @@
 
 use std::process::ExitCode;
 
-/// The flags of `table7-text8` beyond the common ones.
-#[derive(clap::Args, Debug)]
-struct Flags {
-    /// Numbers of steps T of the finite-T bounds.
-    #[arg(long, value_delimiter = ',', default_values_t = vec![100i64, 1000, 10000])]
-    steps: Vec<i64>,
-}
-
 fn main() -> ExitCode {
-    experiments::main::<Flags>(
+    experiments::main::<experiments::StepsFlags>(
         "table7-text8",
         "Table 7: finite-T versus continuous-time bounds of one MD4 model (text8).",
         |ctx, flags| experiments::text8::table7_text8(ctx, &flags.steps),
