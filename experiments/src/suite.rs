@@ -256,6 +256,25 @@ pub struct RowReport {
     pub card_notes: Vec<String>,
 }
 
+impl RowReport {
+    /// A suite row scored with its objective's own estimator: named, keyed and filed by the
+    /// row; the paper value, the table note and the card notes still to fill.
+    pub fn reported(row: &RowSpec, loaded: &LoadedRun, result: EvalResult, bound: Bound) -> Self {
+        Self {
+            name: row.name.clone(),
+            key: row.slug.clone(),
+            stem: row.slug.clone(),
+            result,
+            estimator: Estimator::Reported,
+            bound,
+            schedule: schedule_label(&loaded.cfg),
+            paper: None,
+            note: String::new(),
+            card_notes: vec![],
+        }
+    }
+}
+
 /// Evaluate → row, protocol and card: the table row of `report` (estimate in `unit`, a bound
 /// unless exact) and its card `cards/<stem>.yaml` on `data`; returns the row for
 /// [`push_paired`] and the card's path.
@@ -432,13 +451,6 @@ pub fn likelihood_table(ctx: &ArtifactContext, spec: &LikelihoodTable, only: &[S
             &data,
             unit,
             RowReport {
-                name: row.name.clone(),
-                key: row.slug.clone(),
-                stem: row.slug.clone(),
-                result,
-                estimator: Estimator::Reported,
-                bound,
-                schedule: schedule_label(&loaded.cfg),
                 paper: paper_value,
                 note: format!(
                     "{}; {:.2}M params; {} steps × {}",
@@ -452,6 +464,7 @@ pub fn likelihood_table(ctx: &ArtifactContext, spec: &LikelihoodTable, only: &[S
                     vec![format!("objective: {:?}", loaded.cfg.objective), suite.description.clone()],
                 ]
                 .concat(),
+                ..RowReport::reported(row, &loaded, result, bound)
             },
         )?;
         scored.push(row_scored);

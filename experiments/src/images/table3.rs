@@ -66,13 +66,6 @@ pub fn table3(ctx: &ArtifactContext, only: &[String], checks: bool) -> Result<()
                 &data,
                 UNIT,
                 RowReport {
-                    name: row.name.clone(),
-                    key: row.slug.clone(),
-                    stem: row.slug.clone(),
-                    result,
-                    estimator: Estimator::Reported,
-                    bound,
-                    schedule: suite::schedule_label(&loaded.cfg),
                     paper: paper_value,
                     note: format!(
                         "{}; {:.2}M params; {} steps × {} images; {} {}",
@@ -98,6 +91,7 @@ pub fn table3(ctx: &ArtifactContext, only: &[String], checks: bool) -> Result<()
                         ),
                         suite_cfg.description.clone(),
                     ]].concat(),
+                    ..RowReport::reported(row, &loaded, result, bound)
                 },
             )?;
             scored.push(row_scored);
