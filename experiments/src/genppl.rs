@@ -142,15 +142,12 @@ pub fn fig8(ctx: &ArtifactContext) -> Result<()> {
     let (scale, device) = (ctx.scale, ctx.device);
     let cfg: Fig8Config = ctx.config("fig8")?;
     let suite_cfg = ctx.suite(&cfg.suite)?;
-    let model_dir = suite::run_dir(&cfg.suite, scale, &cfg.model);
-    suite::ensure_trained(&suite_cfg, suite_cfg.row(&cfg.model)?, &model_dir, device)?;
-    let model = suite::load(&model_dir, device)?;
+    let (_, model) = suite::trained(ctx, &suite_cfg, &cfg.suite, suite_cfg.row(&cfg.model)?)?;
     let codec = md4_data::Gpt2Codec::new(model.cfg.data.sub_vocab())?;
     let judge = match &cfg.judge {
         JudgeSpec::Suite { slug } => {
-            let d = suite::run_dir(&cfg.suite, scale, slug);
-            suite::ensure_trained(&suite_cfg, suite_cfg.row(slug)?, &d, device)?;
-            Judge::Run(Box::new(suite::load(&d, device)?))
+            let (_, judge) = suite::trained(ctx, &suite_cfg, &cfg.suite, suite_cfg.row(slug)?)?;
+            Judge::Run(Box::new(judge))
         }
         JudgeSpec::Gpt2 { repo, revision } => Judge::gpt2_from_hub(repo, revision, device)?,
     };

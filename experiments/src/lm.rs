@@ -69,9 +69,7 @@ const PROMPTS: [(&str, &str); 2] = [
 pub fn infill(ctx: &ArtifactContext, num: i64) -> Result<()> {
     let (scale, device) = (ctx.scale, ctx.device);
     let suite_cfg = ctx.suite("table5")?;
-    let run_dir = suite::run_dir("table5", scale, "md4");
-    suite::ensure_trained(&suite_cfg, suite_cfg.row("md4")?, &run_dir, device)?;
-    let model = suite::load(&run_dir, device)?;
+    let (_, model) = suite::trained(ctx, &suite_cfg, "table5", suite_cfg.row("md4")?)?;
     let seq_len = model.cfg.train.seq_len;
     let codec = md4_data::Gpt2Codec::new(model.cfg.data.sub_vocab())?;
     let settings = [

@@ -147,6 +147,20 @@ pub fn ensure_trained(suite: &SuiteConfig, row: &RowSpec, dir: &Path, device: De
     Ok(dir.to_path_buf())
 }
 
+/// Train (or reuse, or resume) `row` of `suite`, the training suite of `artifact`, at the
+/// context's scale, and load it for evaluation; returns its run directory and the loaded run.
+pub fn trained(
+    ctx: &ArtifactContext,
+    suite: &SuiteConfig,
+    artifact: &str,
+    row: &RowSpec,
+) -> Result<(PathBuf, LoadedRun)> {
+    let dir = run_dir(artifact, ctx.scale, &row.slug);
+    ensure_trained(suite, row, &dir, ctx.device)?;
+    let loaded = load(&dir, ctx.device)?;
+    Ok((dir, loaded))
+}
+
 /// A prepared split, re-spelt in `vocab` when the models were trained in a sub-vocabulary.
 pub fn open_split(dataset: &str, split: &str, vocab: Option<&SubVocabSpec>) -> Result<md4_data::TokenFile> {
     let prepared = md4_data::prepare(dataset, &md4_data::PrepareOptions::default())
@@ -432,9 +446,7 @@ pub fn likelihood_table(ctx: &ArtifactContext, spec: &LikelihoodTable, only: &[S
         .with_delta_column(&reference.name, unit);
     let (mut outputs, mut curves, mut scored) = (vec![], vec![], vec![]);
     for row in suite.rows.iter().filter(|r| only.is_empty() || only.contains(&r.slug)) {
-        let run_dir = run_dir(spec.artifact, scale, &row.slug);
-        ensure_trained(&suite, row, &run_dir, device)?;
-        let loaded = load(&run_dir, device)?;
+        let (run_dir, loaded) = trained(ctx, &suite, spec.artifact, row)?;
         eprintln!("== {}: evaluating {} chunks × {} passes", row.name, data.n_sequences, suite.eval.passes);
         let result = evaluate_run(&loaded, &seqs, &suite.eval, Estimator::Reported, device)?;
         let d3pm_steps = match loaded.cfg.objective {

@@ -19,9 +19,7 @@ const UNIT: Unit = Unit::BitsPerChar;
 fn table2_row(ctx: &ArtifactContext, slug: &str) -> Result<(SuiteConfig, RowSpec, PathBuf, LoadedRun)> {
     let suite = ctx.suite("table2")?;
     let row = suite.row(slug)?.clone();
-    let run_dir = suite::run_dir("table2", ctx.scale, &row.slug);
-    suite::ensure_trained(&suite, &row, &run_dir, ctx.device)?;
-    let loaded = suite::load(&run_dir, ctx.device)?;
+    let (run_dir, loaded) = suite::trained(ctx, &suite, "table2", &row)?;
     Ok((suite, row, run_dir, loaded))
 }
 
@@ -98,9 +96,7 @@ pub fn ablate_schedules(ctx: &ArtifactContext, schedules: &[String]) -> Result<(
             objective: serde_yaml::to_value(md4_train::ObjectiveConfig::Md4 { schedule })?,
             overrides: template.overrides.clone(),
         };
-        let run_dir = suite::run_dir("table2", ctx.scale, &row.slug);
-        suite::ensure_trained(&suite, &row, &run_dir, ctx.device)?;
-        let loaded = suite::load(&run_dir, ctx.device)?;
+        let (run_dir, loaded) = suite::trained(ctx, &suite, "table2", &row)?;
         let result = suite::evaluate_run(&loaded, &seqs, &suite.eval, Estimator::Reported, ctx.device)?;
         let report = RowReport {
             name: row.name.clone(),

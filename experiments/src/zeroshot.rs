@@ -105,21 +105,6 @@ pub fn load_columns(cfg: &ZeroShotConfig, suite: &SuiteConfig) -> Result<Vec<Loa
         .collect()
 }
 
-/// Train (or reuse) the suite row `slug` and load it.
-pub fn trained_row(
-    suite_cfg: &SuiteConfig,
-    suite_artifact: &str,
-    scale: crate::Scale,
-    slug: &str,
-    device: Device,
-) -> Result<(String, std::path::PathBuf, LoadedRun)> {
-    let row = suite_cfg.row(slug)?;
-    let dir = suite::run_dir(suite_artifact, scale, slug);
-    suite::ensure_trained(suite_cfg, row, &dir, device)?;
-    let loaded = suite::load(&dir, device)?;
-    Ok((row.name.clone(), dir, loaded))
-}
-
 /// One scored cell: the estimate, the raw result and the bound used.
 pub struct Scored {
     pub estimate: Estimate,
@@ -309,6 +294,13 @@ pub struct ZeroShot {
 }
 
 impl ZeroShot {
+    /// Train (or reuse) the models' suite row `slug` and load it: its name, run directory and run.
+    pub fn trained(&self, ctx: &ArtifactContext, slug: &str) -> Result<(String, PathBuf, LoadedRun)> {
+        let row = self.suite.row(slug)?;
+        let (dir, loaded) = suite::trained(ctx, &self.suite, &self.cfg.suite, row)?;
+        Ok((row.name.clone(), dir, loaded))
+    }
+
     /// Load `table1/<scale>.yaml`, its suite, every computable column and `paper_table`'s rows.
     pub fn load(ctx: &ArtifactContext, paper_table: &str) -> Result<Self> {
         let cfg = ZeroShotConfig::load(ctx.scale)?;
@@ -351,8 +343,7 @@ pub fn table1(ctx: &ArtifactContext) -> Result<()> {
     let mut matrix = zs.matrix("Zero-shot perplexity");
     let (mut outputs, mut results) = (vec![], vec![]);
     for row in &zs.cfg.rows {
-        let (name, run_dir, loaded) =
-            trained_row(&zs.suite, &zs.cfg.suite, ctx.scale, &row.slug, ctx.device)?;
+        let (name, run_dir, loaded) = zs.trained(ctx, &row.slug)?;
         let cards = RowCards {
             label: &name,
             stem: &|column| format!("{}-{}", row.slug, column_slug(column)),
@@ -399,7 +390,7 @@ pub fn table1(ctx: &ArtifactContext) -> Result<()> {
 /// and with the continuous bound, every T paired against the continuous bound.
 pub fn table7(ctx: &ArtifactContext, steps: &[i64]) -> Result<()> {
     let zs = ZeroShot::load(ctx, "table7")?;
-    let (name, run_dir, loaded) = trained_row(&zs.suite, &zs.cfg.suite, ctx.scale, "md4", ctx.device)?;
+    let (name, run_dir, loaded) = zs.trained(ctx, "md4")?;
     let mut matrix = zs.matrix(&format!("Finite-T vs continuous bound, {name}"));
     let reference = "T = ∞ (continuous)";
     let mut estimators: Vec<(String, String, Estimator)> =

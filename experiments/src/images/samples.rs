@@ -35,9 +35,7 @@ pub fn image_samples(ctx: &ArtifactContext) -> Result<()> {
     for setting in &cfg.settings {
         let suite_cfg = table3.suite_of(&setting.row)?;
         let row = suite_cfg.row(&setting.row)?;
-        let run_dir = suite::run_dir("table3", scale, &row.slug);
-        suite::ensure_trained(suite_cfg, row, &run_dir, ctx.device)?;
-        let loaded = suite::load(&run_dir, ctx.device)?;
+        let (run_dir, loaded) = suite::trained(ctx, suite_cfg, "table3", row)?;
         sources.push(format!(
             "{}: table3 row '{}' ({} schedule), {} at step {} (EMA weights); Table 6 row '{}'",
             setting.name,

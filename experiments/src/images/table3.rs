@@ -43,9 +43,7 @@ pub fn table3(ctx: &ArtifactContext, only: &[String], checks: bool) -> Result<()
         ));
         let mut scored = vec![];
         for row in suite_cfg.rows.iter().filter(|r| only.is_empty() || only.contains(&r.slug)) {
-            let run_dir = suite::run_dir("table3", scale, &row.slug);
-            suite::ensure_trained(suite_cfg, row, &run_dir, ctx.device)?;
-            let loaded = suite::load(&run_dir, ctx.device)?;
+            let (run_dir, loaded) = suite::trained(ctx, suite_cfg, "table3", row)?;
             eprintln!(
                 "== {}: evaluating {} images × {} passes",
                 row.name, data.n_sequences, suite_cfg.eval.passes
