@@ -1,61 +1,32 @@
 //! Scales, artifact directories, run records and per-scale configs (issue 5 §3, style rules 5
 //! and 10): every artifact writes to `results/<artifact>/<scale>/` and records how it ran.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use md4_eval::provenance;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::{Instant, SystemTime};
 use tch::Device;
 
-/// How big a reproduction is: `smoke` (CI, under 2 minutes), `small` (real data on a 2-core
-/// CPU, the default), `paper` (the paper's configs, for GPUs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum Scale {
-    Smoke,
-    Small,
-    Paper,
+md4_core::named_enum! {
+    /// How big a reproduction is: `smoke` (CI, under 2 minutes), `small` (real data on a 2-core
+    /// CPU, the default), `paper` (the paper's configs, for GPUs).
+    #[derive(Hash, clap::ValueEnum)]
+    pub enum Scale("scale") {
+        Smoke = "smoke",
+        Small = "small",
+        Paper = "paper",
+    }
 }
 
 impl Scale {
-    pub const ALL: [Scale; 3] = [Scale::Smoke, Scale::Small, Scale::Paper];
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Smoke => "smoke",
-            Self::Small => "small",
-            Self::Paper => "paper",
-        }
-    }
-
     /// How much of the training split the "given train" compressor references condition on:
     /// all of it, except at smoke scale (CI), where the last 1 MiB keeps xz's cost to seconds.
     pub fn reference_train_cap(&self) -> Option<usize> {
         match self {
             Self::Smoke => Some(1 << 20),
             Self::Small | Self::Paper => None,
-        }
-    }
-}
-
-impl fmt::Display for Scale {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Scale {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "smoke" => Ok(Self::Smoke),
-            "small" => Ok(Self::Small),
-            "paper" => Ok(Self::Paper),
-            _ => bail!("unknown scale '{s}' (expected smoke, small or paper)"),
         }
     }
 }
@@ -181,7 +152,7 @@ impl Run {
             started: provenance::utc_timestamp(self.started),
             ended: provenance::utc_timestamp(SystemTime::now()),
             wall_seconds: self.elapsed(),
-            device: provenance::describe_device(device),
+            device: md4_torch::describe(device),
             libtorch: provenance::libtorch_version(),
             outputs: outputs
                 .iter()

@@ -3,13 +3,14 @@
 //! per reverse step, N·(α_s − α_t), for the linear and cosine schedules on a uniform grid.
 //! Both use the unshifted schedules (ε = 0) of `md4_core::Schedule::exact`.
 
+use crate::context::ArtifactContext;
 use anyhow::{Result, ensure};
 use md4_core::sampler::Grid;
 use md4_core::{MaskingSchedule, Schedule};
 use md4_eval::plot::Legend;
 use md4_eval::{BarChart, LinePlot, PlotFiles, Series};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Fig. 1's grid (`experiments/configs/fig1/<scale>.yaml`; identical at every scale).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -113,6 +114,29 @@ pub fn fig2_reveal(dir: &Path, steps: i64, n_tokens: usize) -> Result<PlotFiles>
     );
     chart.legend = Legend::UpperLeft;
     chart.write(&dir.join("fig2_reveal"))
+}
+
+/// Artifact `fig1`: both panels of Fig. 1 and their card (pure math; the same at every scale).
+pub fn fig1_artifact(ctx: &ArtifactContext) -> Result<()> {
+    let config: Fig1Config = ctx.config("fig1")?;
+    let files = fig1(&ctx.dir.path, &config)?;
+    let mut card = ctx.card("alpha_t and |alpha'_t/(1-alpha_t)|", ctx.run.elapsed());
+    card.notes = vec![
+        "pure math (spec §2.4, Table 4): no data, no model, no sampling; identical at every scale".into(),
+        "unshifted schedules (md4_core::Schedule::exact, ε = 0); geometric β̄_min = 1e-5, β̄_max = 20".into(),
+        format!("α_t panel: {} uniform points on [0, 1]", config.points),
+        format!(
+            "weight panel: {} uniform points on [{}, {}] (the linear and poly weights diverge at t = 0, cosine's vanishes at t = 1)",
+            config.points, config.weight_t_min, config.weight_t_max
+        ),
+    ];
+    let card = ctx.write_card(&card, "card.yaml")?;
+    let mut outputs: Vec<PathBuf> =
+        files.iter().flat_map(|f| [f.png.clone(), f.svg.clone(), f.csv.clone()]).collect();
+    outputs.push(card);
+    ctx.finish(&outputs)?;
+    println!("fig1 ({}) written to {}", ctx.scale, ctx.dir.path.display());
+    Ok(())
 }
 
 #[cfg(test)]

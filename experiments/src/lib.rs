@@ -6,16 +6,21 @@
 //! write the outputs and a `record.yaml` into their artifact directory.
 
 pub mod artifact;
+pub mod context;
 pub mod figures;
 pub mod genppl;
 pub mod images;
+pub mod lm;
+pub mod references;
 pub mod suite;
+pub mod text8;
 pub mod tidy;
 pub mod zeroshot;
 
 pub use artifact::{
     ArtifactArgs, ArtifactDir, Run, RunRecord, Scale, config_path, load_config, workspace_root,
 };
+pub use context::{ArtifactContext, NoFlags, RowFlags, StepsFlags, main};
 pub use tidy::{ARTIFACTS, Artifact, tidy_check};
 
 /// A fresh scratch directory for a test, removed when dropped (experiments has no tempfile

@@ -4,10 +4,15 @@
 //! finished run is reused, an interrupted one resumes) and evaluated with its EMA weights by
 //! `md4_eval::evaluate` over every evaluation sequence, K Monte-Carlo passes each.
 
+use crate::context::{ArtifactContext, LikelihoodCard};
 use anyhow::{Context, Result, bail};
 use md4_core::elbo::discrete_nelbo;
 use md4_data::SubVocabSpec;
-use md4_eval::{Bound, DataProtocol, EvalConfig, EvalResult, evaluate, tokens_sha256};
+use md4_eval::table::{PaperValue, Row, Table};
+use md4_eval::{
+    Bound, DataProtocol, Estimate, EvalConfig, EvalResult, LikelihoodProtocol, LinePlot, Unit, evaluate,
+    tokens_sha256,
+};
 use md4_train::config::deep_merge;
 use md4_train::{LoadedRun, RunConfig, TrainOptions, Trained, load_run, train};
 use serde::Deserialize;
@@ -69,6 +74,19 @@ pub struct RowSpec {
 }
 
 impl SuiteConfig {
+    /// `experiments/configs/<artifact>/<scale>.yaml`, with every row resolved up front: a typo
+    /// in any row is an error before the first row trains.
+    pub fn load(root: &Path, artifact: &str, scale: crate::Scale) -> Result<Self> {
+        let suite: Self = crate::load_config(root, artifact, scale)?;
+        suite.resolve_rows().with_context(|| format!("{artifact} at {scale} scale"))?;
+        Ok(suite)
+    }
+
+    /// Every row's resolved run configuration, in order.
+    pub fn resolve_rows(&self) -> Result<Vec<RunConfig>> {
+        self.rows.iter().map(|row| self.run_config(row)).collect()
+    }
+
     /// The resolved run configuration of `row`.
     pub fn run_config(&self, row: &RowSpec) -> Result<RunConfig> {
         let mut tree = Value::Mapping(Default::default());
@@ -129,6 +147,20 @@ pub fn ensure_trained(suite: &SuiteConfig, row: &RowSpec, dir: &Path, device: De
     Ok(dir.to_path_buf())
 }
 
+/// Train (or reuse, or resume) `row` of `suite`, the training suite of `artifact`, at the
+/// context's scale, and load it for evaluation; returns its run directory and the loaded run.
+pub fn trained(
+    ctx: &ArtifactContext,
+    suite: &SuiteConfig,
+    artifact: &str,
+    row: &RowSpec,
+) -> Result<(PathBuf, LoadedRun)> {
+    let dir = run_dir(artifact, ctx.scale, &row.slug);
+    ensure_trained(suite, row, &dir, ctx.device)?;
+    let loaded = load(&dir, ctx.device)?;
+    Ok((dir, loaded))
+}
+
 /// A prepared split, re-spelt in `vocab` when the models were trained in a sub-vocabulary.
 pub fn open_split(dataset: &str, split: &str, vocab: Option<&SubVocabSpec>) -> Result<md4_data::TokenFile> {
     let prepared = md4_data::prepare(dataset, &md4_data::PrepareOptions::default())
@@ -174,84 +206,6 @@ pub fn eval_sequences(spec: &EvalSpec, vocab: Option<&SubVocabSpec>) -> Result<(
     Ok((seqs, protocol))
 }
 
-/// How a run's tokens are written as bytes for the compressor yardsticks: text as its UTF-8
-/// (text8: a–z and space; GPT-2 and its sub-vocabularies: the decoded bytes), images as their
-/// sub-pixel bytes.
-pub fn token_bytes(cfg: &RunConfig) -> Result<Box<dyn Fn(&[i64]) -> Result<Vec<u8>>>> {
-    let size = cfg.model.vocab().size();
-    if cfg.data.sub_vocab().is_some() || size == md4_core::Vocab::gpt2().size() {
-        let codec = md4_data::Gpt2Codec::new(cfg.data.sub_vocab())?;
-        return Ok(Box::new(move |t: &[i64]| codec.decode_bytes(t)));
-    }
-    let to_u8 = |t: &[i64], top: i64| -> Result<Vec<u8>> {
-        t.iter()
-            .map(|&x| {
-                u8::try_from(x).ok().filter(|&b| (b as i64) < top).context("token outside the byte range")
-            })
-            .collect()
-    };
-    if size == md4_core::Vocab::text8().size() {
-        return Ok(Box::new(move |t: &[i64]| Ok(md4_data::text8_decode(&to_u8(t, 27)?).into_bytes())));
-    }
-    if size == md4_core::Vocab::pixels().size() {
-        return Ok(Box::new(move |t: &[i64]| to_u8(t, 256)));
-    }
-    bail!("no byte form for a {size}-token vocabulary (text8, GPT-2 and sub-pixel data have one)")
-}
-
-/// The reference yardsticks of scored sequences `seqs` (`[S, N]`, from `spec`): the unigram
-/// model and gzip, bzip2 and xz on the same tokens as bytes, alone and given the training split
-/// of the suite's data (`cfg`, a run config of the suite; the compressors see only its last
-/// `train_cap` bytes when given, see [`crate::Scale::reference_train_cap`]).
-pub fn references(
-    cfg: &RunConfig,
-    spec: &EvalSpec,
-    seqs: &Tensor,
-    train_cap: Option<usize>,
-) -> Result<md4_eval::References> {
-    let md4_train::DataConfig::Dataset { name, train_split, .. } = &cfg.data else {
-        bail!("the reference yardsticks need a registry data set");
-    };
-    let vocab = cfg.data.sub_vocab();
-    let file = open_split(name, train_split, vocab)?;
-    let mut train = vec![0i64; file.len() as usize];
-    file.read_i64(0, &mut train);
-    let test: Vec<i64> = Vec::try_from(&seqs.flatten(0, -1).to_kind(Kind::Int64))?;
-    let bytes = token_bytes(cfg)?;
-    let (mut train_bytes, test_bytes) = (bytes(&train)?, bytes(&test)?);
-    let whole = train_bytes.len();
-    if let Some(cap) = train_cap.filter(|&c| c < whole) {
-        train_bytes.drain(..whole - cap);
-    }
-    eprintln!(
-        "   reference yardsticks: unigram, gzip, bzip2, xz on {} bytes (given {} training bytes)",
-        test_bytes.len(),
-        train_bytes.len()
-    );
-    let mut items = vec![md4_eval::unigram_yardstick(&train, &test, cfg.model.vocab().size() as usize)?];
-    items.extend(md4_eval::compressor_yardsticks(Some(&train_bytes), &test_bytes, test.len())?);
-    let (s, n) = seqs.size2()?;
-    Ok(md4_eval::References {
-        scored: format!(
-            "the {s} scored {n}-token sequences of {} {} ({} tokens, {} bytes)",
-            spec.dataset,
-            spec.split,
-            test.len(),
-            test_bytes.len()
-        ),
-        train: if train_bytes.len() < whole {
-            format!(
-                "the last {} of the {whole} bytes of {name} {train_split} for the compressors (smoke scale), all {} tokens for the unigram",
-                train_bytes.len(),
-                train.len()
-            )
-        } else {
-            format!("{name} {train_split} ({} tokens, {whole} bytes)", train.len())
-        },
-        items,
-    })
-}
-
 /// Which bound to evaluate.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Estimator {
@@ -279,6 +233,91 @@ pub fn bound_label(bound: &Bound) -> String {
         Bound::FiniteT { steps } => format!("T = {steps} bound"),
         Bound::Exact => "exact NLL".into(),
     }
+}
+
+/// How the card says the evaluation times were drawn.
+pub fn time_sampling(estimator: Estimator, exact: bool) -> &'static str {
+    match (estimator, exact) {
+        (_, true) => "none (exact likelihood)",
+        (Estimator::FiniteT(_), false) => {
+            "one step i ~ U{1..T} per sequence per pass, u and the masks from the keyed stream (seed, pass, sequence), shared by every row"
+        }
+        (Estimator::Reported, false) => md4_eval::KEYED_TIME_SAMPLING,
+    }
+}
+
+/// A scored row on its way into a table: its pairing key (see [`push_paired`]), the table's row
+/// and the evaluation behind it.
+pub type ScoredRow = (String, Row, EvalResult);
+
+/// One evaluated row of a likelihood table, as [`report_row`] takes it.
+#[derive(Clone, Debug)]
+pub struct RowReport {
+    /// Name in the table and on the card.
+    pub name: String,
+    /// Pairing key of the Δ column (usually the row's slug).
+    pub key: String,
+    /// File stem of the card, `cards/<stem>.yaml`.
+    pub stem: String,
+    pub result: EvalResult,
+    pub estimator: Estimator,
+    pub bound: Bound,
+    /// The schedule as the card names it ([`schedule_label`]).
+    pub schedule: String,
+    pub paper: Option<PaperValue>,
+    /// The table's notes column.
+    pub note: String,
+    pub card_notes: Vec<String>,
+}
+
+impl RowReport {
+    /// A suite row scored with its objective's own estimator: named, keyed and filed by the
+    /// row; the paper value, the table note and the card notes still to fill.
+    pub fn reported(row: &RowSpec, loaded: &LoadedRun, result: EvalResult, bound: Bound) -> Self {
+        Self {
+            name: row.name.clone(),
+            key: row.slug.clone(),
+            stem: row.slug.clone(),
+            result,
+            estimator: Estimator::Reported,
+            bound,
+            schedule: schedule_label(&loaded.cfg),
+            paper: None,
+            note: String::new(),
+            card_notes: vec![],
+        }
+    }
+}
+
+/// Evaluate → row, protocol and card: the table row of `report` (estimate in `unit`, a bound
+/// unless exact) and its card `cards/<stem>.yaml` on `data`; returns the row for
+/// [`push_paired`] and the card's path.
+pub fn report_row(
+    ctx: &ArtifactContext,
+    data: &DataProtocol,
+    unit: Unit,
+    report: RowReport,
+) -> Result<(ScoredRow, PathBuf)> {
+    let exact = report.bound == Bound::Exact;
+    let likelihood = LikelihoodProtocol::from_result(
+        &report.result,
+        report.bound,
+        &report.schedule,
+        true,
+        time_sampling(report.estimator, exact),
+        unit,
+    );
+    let card = ctx.write_likelihood_card(LikelihoodCard {
+        item: report.name.clone(),
+        stem: report.stem,
+        data,
+        likelihood,
+        wall_seconds: report.result.wall_seconds,
+        notes: report.card_notes,
+    })?;
+    let estimate = Estimate::from_result(&report.result, unit, !exact);
+    let row = Row::new(&report.name, Some(estimate), unit.label(), report.paper, &report.note);
+    Ok(((report.key, row, report.result), card))
 }
 
 /// Score `seqs` with the EMA weights of `loaded`.
@@ -309,6 +348,14 @@ pub fn evaluate_run(
     }
 }
 
+/// The card notes that say which run and checkpoint a number came from.
+pub fn run_notes(run_dir: &Path, loaded: &LoadedRun) -> Vec<String> {
+    vec![
+        format!("run directory: {}", run_dir.display()),
+        format!("checkpoint: {} (EMA weights, step {})", loaded.checkpoint.display(), loaded.step),
+    ]
+}
+
 /// Load a finished run for evaluation.
 pub fn load(dir: &Path, device: Device) -> Result<LoadedRun> {
     load_run(dir, device).with_context(|| format!("loading the run in {}", dir.display()))
@@ -326,57 +373,26 @@ pub fn validation_series(name: &str, run_dir: &Path) -> Result<Option<md4_eval::
     Ok((!x.is_empty()).then(|| md4_eval::Series::new(name, x, y)))
 }
 
-/// Write one row's protocol card (`cards/<file_stem>.yaml`): the evaluation data, how the
-/// likelihood was estimated (its evaluation took `wall_seconds`), and notes; returns its path
-/// for the run record.
-pub fn write_row_card(
-    run: &crate::Run,
-    dir: &crate::ArtifactDir,
-    device: Device,
-    wall_seconds: f64,
-    item: &str,
-    file_stem: &str,
-    data: &DataProtocol,
-    likelihood: md4_eval::LikelihoodProtocol,
-    notes: Vec<String>,
-) -> Result<PathBuf> {
-    let environment = md4_eval::Environment::capture(Some(&crate::workspace_root()), device, wall_seconds);
-    let mut card = md4_eval::ProtocolCard::new(&run.artifact, item, run.scale.name(), environment);
-    card.data = Some(data.clone());
-    card.likelihood = Some(likelihood);
-    card.notes = notes;
-    let path = dir.file(&format!("cards/{file_stem}.yaml"));
-    card.write(&path)?;
-    Ok(path)
-}
-
 /// What every table artifact writes after its rows: `table.md` and `rows.csv`, the curves plot
 /// (when it has series), the summary `card.yaml` (data protocol and notes) and `record.yaml`;
 /// then prints the table.
 pub fn finish_table(
-    run: &crate::Run,
-    dir: &crate::ArtifactDir,
-    device: Device,
+    ctx: &ArtifactContext,
     table: &md4_eval::Table,
     curves: Option<md4_eval::LinePlot>,
     data: DataProtocol,
     notes: Vec<String>,
     mut outputs: Vec<PathBuf>,
 ) -> Result<()> {
-    let (md, csv) = table.write(&dir.path)?;
+    let (md, csv) = table.write(&ctx.dir.path)?;
     outputs.extend([md, csv]);
     if let Some(plot) = curves.filter(|p| !p.series.is_empty()) {
-        let files = plot.write(&dir.file("curves")).context("plotting the training curves")?;
+        let files = plot.write(&ctx.dir.file("curves")).context("plotting the training curves")?;
         outputs.extend([files.png, files.svg, files.csv]);
     }
-    let environment = md4_eval::Environment::capture(Some(&crate::workspace_root()), device, run.elapsed());
-    let mut card = md4_eval::ProtocolCard::new(&run.artifact, "all rows", run.scale.name(), environment);
-    card.data = Some(data);
-    card.notes = notes;
-    card.write(&dir.file("card.yaml"))?;
-    outputs.push(dir.file("card.yaml"));
-    run.finish(dir, device, &outputs)?;
-    println!("{}", std::fs::read_to_string(dir.file("table.md"))?);
+    outputs.push(ctx.write_summary_card(Some(data), notes)?);
+    ctx.finish(&outputs)?;
+    println!("{}", std::fs::read_to_string(ctx.dir.file("table.md"))?);
     Ok(())
 }
 
@@ -412,35 +428,25 @@ pub struct LikelihoodTable<'a> {
     pub references: bool,
 }
 
-/// Train (or reuse) every row of `artifact`'s suite at `args.scale` (only `only` when not
+/// Train (or reuse) every row of `spec.artifact`'s suite at the context's scale (only `only` when not
 /// empty), score each on the suite's evaluation split with EMA weights, and write the table,
 /// the per-row cards, the validation curves and the record.
-pub fn likelihood_table(spec: &LikelihoodTable, args: &crate::ArtifactArgs, only: &[String]) -> Result<()> {
-    use md4_eval::table::{PaperTables, Row, Table};
-    use md4_eval::{Estimate, LikelihoodProtocol, LinePlot};
-    let run = crate::Run::start(spec.artifact, args.scale);
-    let root = crate::workspace_root();
-    let device = args.device()?;
-    let suite: SuiteConfig = crate::load_config(&root, spec.artifact, args.scale)?;
-    let paper = PaperTables::load(&root.join("results/paper.yaml"))?;
-    let dir = crate::ArtifactDir::resolve(args.out.as_deref(), spec.artifact, args.scale);
-    dir.create()?;
+pub fn likelihood_table(ctx: &ArtifactContext, spec: &LikelihoodTable, only: &[String]) -> Result<()> {
+    let (scale, device) = (ctx.scale, ctx.device);
+    let suite = ctx.suite(spec.artifact)?;
+    let paper = ctx.paper()?;
     let (seqs, data) = eval_sequences(&suite.eval, suite.sub_vocab()?.as_ref())?;
     eprintln!(
-        "{} ({}): {} evaluation chunks of {} tokens",
-        spec.artifact, args.scale, data.n_sequences, data.sequence_length
+        "{} ({scale}): {} evaluation chunks of {} tokens",
+        spec.artifact, data.n_sequences, data.sequence_length
     );
     let unit = spec.unit;
     let reference = suite.reference_row()?;
     let mut table = Table::new(&format!("{} — {}", spec.title, suite.description), spec.decimals)
         .with_delta_column(&reference.name, unit);
-    let mut outputs = vec![];
-    let mut curves = vec![];
-    let mut scored = vec![];
+    let (mut outputs, mut curves, mut scored) = (vec![], vec![], vec![]);
     for row in suite.rows.iter().filter(|r| only.is_empty() || only.contains(&r.slug)) {
-        let run_dir = run_dir(spec.artifact, args.scale, &row.slug);
-        ensure_trained(&suite, row, &run_dir, device)?;
-        let loaded = load(&run_dir, device)?;
+        let (run_dir, loaded) = trained(ctx, &suite, spec.artifact, row)?;
         eprintln!("== {}: evaluating {} chunks × {} passes", row.name, data.n_sequences, suite.eval.passes);
         let result = evaluate_run(&loaded, &seqs, &suite.eval, Estimator::Reported, device)?;
         let d3pm_steps = match loaded.cfg.objective {
@@ -448,56 +454,39 @@ pub fn likelihood_table(spec: &LikelihoodTable, args: &crate::ArtifactArgs, only
             _ => None,
         };
         let bound = bound_of(&loaded.trained, Estimator::Reported, d3pm_steps);
-        let exact = loaded.trained.is_exact();
-        let estimate = Estimate::from_result(&result, unit, !exact);
         let paper_value = match &row.paper_row {
             Some(key) => Some(paper.value(spec.paper_table, key, spec.paper_column)?),
             None => None,
         };
-        let params = loaded.cfg.model.param_count();
-        let notes = format!(
-            "{}; {:.2}M params; {} steps × {}",
-            bound_label(&bound),
-            params as f64 / 1e6,
-            loaded.step,
-            loaded.cfg.train.batch
-        );
-        scored.push((
-            row.slug.clone(),
-            Row::new(&row.name, Some(estimate), unit.label(), paper_value, &notes),
-            result.clone(),
-        ));
-        let likelihood = LikelihoodProtocol::from_result(
-            &result,
-            bound,
-            &schedule_label(&loaded.cfg),
-            true,
-            if exact { "none (exact likelihood)" } else { md4_eval::KEYED_TIME_SAMPLING },
-            unit,
-        );
-        let notes = vec![
-            format!("run directory: {}", run_dir.display()),
-            format!("checkpoint: {} (EMA weights, step {})", loaded.checkpoint.display(), loaded.step),
-            format!("objective: {:?}", loaded.cfg.objective),
-            suite.description.clone(),
-        ];
-        outputs.push(write_row_card(
-            &run,
-            &dir,
-            device,
-            result.wall_seconds,
-            &row.name,
-            &row.slug,
+        let (row_scored, card) = report_row(
+            ctx,
             &data,
-            likelihood,
-            notes,
-        )?);
+            unit,
+            RowReport {
+                paper: paper_value,
+                note: format!(
+                    "{}; {:.2}M params; {} steps × {}",
+                    bound_label(&bound),
+                    loaded.cfg.model.param_count() as f64 / 1e6,
+                    loaded.step,
+                    loaded.cfg.train.batch
+                ),
+                card_notes: [
+                    run_notes(&run_dir, &loaded),
+                    vec![format!("objective: {:?}", loaded.cfg.objective), suite.description.clone()],
+                ]
+                .concat(),
+                ..RowReport::reported(row, &loaded, result, bound)
+            },
+        )?;
+        scored.push(row_scored);
+        outputs.push(card);
         curves.extend(validation_series(&row.name, &run_dir)?);
     }
     push_paired(&mut table, scored, &reference.slug, unit)?;
     if spec.references {
         let cfg = suite.run_config(reference)?;
-        let refs = references(&cfg, &suite.eval, &seqs, args.scale.reference_train_cap())?;
+        let refs = crate::references::references(&cfg, &suite.eval, &seqs, scale.reference_train_cap())?;
         table.references.push((refs, unit));
     }
     let curves = LinePlot::new(spec.curve_title, "training step", spec.curve_ylabel, curves);
@@ -507,8 +496,8 @@ pub fn likelihood_table(spec: &LikelihoodTable, args: &crate::ArtifactArgs, only
         paired_note(&reference.name),
         spec.paper_note.into(),
     ];
-    finish_table(&run, &dir, device, &table, Some(curves), data, notes, outputs)?;
-    println!("{} ({}) written to {}", spec.artifact, args.scale, dir.path.display());
+    finish_table(ctx, &table, Some(curves), data, notes, outputs)?;
+    println!("{} ({scale}) written to {}", spec.artifact, ctx.dir.path.display());
     Ok(())
 }
 
@@ -516,7 +505,7 @@ pub fn likelihood_table(spec: &LikelihoodTable, args: &crate::ArtifactArgs, only
 /// the row `reference` (none for the reference itself, or when it was not scored this time).
 pub fn push_paired(
     table: &mut md4_eval::Table,
-    scored: Vec<(String, md4_eval::Row, EvalResult)>,
+    scored: Vec<ScoredRow>,
     reference: &str,
     unit: md4_eval::Unit,
 ) -> Result<()> {
@@ -524,9 +513,9 @@ pub fn push_paired(
     for (slug, row, result) in scored {
         let delta = match &base {
             Some(base) if slug != reference => {
-                let d = md4_eval::paired_difference(&result, base)
+                let d = md4_eval::Delta::between(&result, base, unit)
                     .with_context(|| format!("pairing row '{slug}' with '{reference}'"))?;
-                Some(md4_eval::Delta::from_paired(&d, unit))
+                Some(d)
             }
             _ => None,
         };
@@ -540,4 +529,37 @@ pub fn paired_note(reference: &str) -> String {
     format!(
         "Δ vs {reference}: the mean over sequences of (row − {reference}) with its standard error over the per-sequence differences; every row is scored on the same keyed random streams (common random numbers), so Δ is far more precise than either row; |Δ| ≥ 2 SE is marked resolved"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every committed suite (table2, table5 and table3's per-data-set suites) resolves every
+    /// row at every scale.
+    #[test]
+    fn every_committed_suite_resolves_every_row_at_every_scale() {
+        let root = crate::workspace_root();
+        for scale in crate::Scale::ALL {
+            for artifact in ["table2", "table5"] {
+                let suite = SuiteConfig::load(&root, artifact, scale).unwrap_or_else(|e| panic!("{e:#}"));
+                assert_eq!(suite.resolve_rows().unwrap().len(), suite.rows.len());
+                suite.reference_row().unwrap();
+            }
+            let table3: crate::images::Table3Config = crate::load_config(&root, "table3", scale).unwrap();
+            for suite in &table3.suites {
+                suite.resolve_rows().unwrap_or_else(|e| panic!("table3 {scale}: {e:#}"));
+            }
+        }
+    }
+
+    #[test]
+    fn a_typo_in_any_row_fails_before_training() {
+        let root = crate::workspace_root();
+        let mut suite = SuiteConfig::load(&root, "table2", crate::Scale::Smoke).unwrap();
+        let last = suite.rows.len() - 1;
+        suite.rows[last].objective = serde_yaml::from_str("{kind: md4, schedul: {kind: linear}}").unwrap();
+        let err = suite.resolve_rows().unwrap_err();
+        assert!(format!("{err:#}").contains("schedul"), "{err:#}");
+    }
 }

@@ -107,6 +107,11 @@ pub const ARTIFACTS: &[Artifact] = &[
     },
 ];
 
+/// The most lines an artifact binary may have: a header, its flags and one library call.
+pub const MAX_BINARY_LINES: usize = 60;
+/// The most lines a library source file may have before it holds more than one idea.
+pub const MAX_SOURCE_LINES: usize = 600;
+
 /// Problems with the conventions in the workspace at `root`, one line each (empty: tidy).
 pub fn tidy_check(root: &Path) -> Vec<String> {
     tidy_check_with(root, ARTIFACTS)
@@ -149,6 +154,7 @@ pub fn tidy_check_with(root: &Path, artifacts: &[Artifact]) -> Vec<String> {
             problems.push(format!("{} does not open with a //! header", source.display()));
         }
     }
+    problems.extend(size_problems(root));
     for config in files_with_extension(&experiments.join("configs"), "yaml") {
         let text = std::fs::read_to_string(&config).unwrap_or_default();
         for (number, line) in text.lines().enumerate() {
@@ -177,6 +183,38 @@ pub fn tidy_check_with(root: &Path, artifacts: &[Artifact]) -> Vec<String> {
     if let Ok(readme) = std::fs::read_to_string(root.join("README.md")) {
         for artifact in artifacts.iter().filter(|a| !readme.contains(a.name)) {
             problems.push(format!("README.md does not mention artifact {}", artifact.name));
+        }
+    }
+    problems
+}
+
+/// Binaries longer than [`MAX_BINARY_LINES`] and library sources (`crates/*/src`,
+/// `experiments/src` outside `bin/`) longer than [`MAX_SOURCE_LINES`].
+fn size_problems(root: &Path) -> Vec<String> {
+    let lines = |path: &Path| std::fs::read_to_string(path).map_or(0, |t| t.lines().count());
+    let bins = root.join("experiments/src/bin");
+    let mut problems = Vec::new();
+    for bin in files_with_extension(&bins, "rs") {
+        let n = lines(&bin);
+        if n > MAX_BINARY_LINES {
+            problems.push(format!(
+                "{} has {n} lines; an artifact binary is its flags and one library call (at most {MAX_BINARY_LINES})",
+                bin.display()
+            ));
+        }
+    }
+    let mut sources = files_with_extension(&root.join("experiments/src"), "rs");
+    sources.retain(|p| !p.starts_with(&bins));
+    for krate in std::fs::read_dir(root.join("crates")).into_iter().flatten().flatten() {
+        sources.extend(files_with_extension(&krate.path().join("src"), "rs"));
+    }
+    for source in sources {
+        let n = lines(&source);
+        if n > MAX_SOURCE_LINES {
+            problems.push(format!(
+                "{} has {n} lines (at most {MAX_SOURCE_LINES}): split it by idea",
+                source.display()
+            ));
         }
     }
     problems
@@ -266,6 +304,16 @@ mod tests {
                 "results/figx/huge",
             ),
             ("readme", &|r| write(r, "README.md", "# md4-rs\n"), "README.md does not mention artifact figx"),
+            (
+                "long-bin",
+                &|r| write(r, "experiments/src/bin/figx.rs", &format!("//! figx\n{}", "\n".repeat(60))),
+                "an artifact binary is its flags and one library call",
+            ),
+            (
+                "long-source",
+                &|r| write(r, "crates/md4-x/src/lib.rs", &format!("//! x\n{}", "\n".repeat(600))),
+                "crates/md4-x/src/lib.rs has 601 lines",
+            ),
         ];
         for (name, break_it, expected) in cases {
             let root = tidy_tree(name);

@@ -6,6 +6,7 @@
 //! The experiment file is `experiments/configs/table1/<scale>.yaml` ([`ZeroShotConfig`]); `table7`
 //! reads the same file for its columns and its model.
 
+use crate::context::{ArtifactContext, LikelihoodCard};
 use crate::suite::{self, Estimator, EvalSpec, SuiteConfig};
 use anyhow::{Context, Result, bail};
 use md4_eval::{
@@ -14,6 +15,7 @@ use md4_eval::{
 };
 use md4_train::LoadedRun;
 use serde::Deserialize;
+use std::path::PathBuf;
 use tch::{Device, Tensor};
 
 /// `experiments/configs/table1/<scale>.yaml`.
@@ -67,7 +69,7 @@ impl ZeroShotConfig {
 
     /// The training suite of the models.
     pub fn suite(&self, scale: crate::Scale) -> Result<SuiteConfig> {
-        crate::load_config(&crate::workspace_root(), &self.suite, scale)
+        SuiteConfig::load(&crate::workspace_root(), &self.suite, scale)
     }
 
     /// The matrix's columns.
@@ -103,21 +105,6 @@ pub fn load_columns(cfg: &ZeroShotConfig, suite: &SuiteConfig) -> Result<Vec<Loa
         .collect()
 }
 
-/// Train (or reuse) the suite row `slug` and load it.
-pub fn trained_row(
-    suite_cfg: &SuiteConfig,
-    suite_artifact: &str,
-    scale: crate::Scale,
-    slug: &str,
-    device: Device,
-) -> Result<(String, std::path::PathBuf, LoadedRun)> {
-    let row = suite_cfg.row(slug)?;
-    let dir = suite::run_dir(suite_artifact, scale, slug);
-    suite::ensure_trained(suite_cfg, row, &dir, device)?;
-    let loaded = suite::load(&dir, device)?;
-    Ok((row.name.clone(), dir, loaded))
-}
-
 /// One scored cell: the estimate, the raw result and the bound used.
 pub struct Scored {
     pub estimate: Estimate,
@@ -150,20 +137,13 @@ pub fn cell(column: &LoadedColumn, scored: &Option<Scored>) -> Cell {
 }
 
 /// The likelihood part of a cell's card.
-pub fn likelihood_protocol(s: &Scored, loaded: &LoadedRun) -> LikelihoodProtocol {
-    let exact = loaded.trained.is_exact();
+pub fn likelihood_protocol(s: &Scored, loaded: &LoadedRun, estimator: Estimator) -> LikelihoodProtocol {
     LikelihoodProtocol::from_result(
         &s.result,
         s.bound,
         &suite::schedule_label(&loaded.cfg),
         true,
-        match (&s.bound, exact) {
-            (_, true) => "none (exact likelihood)",
-            (Bound::FiniteT { .. }, _) => {
-                "one step i ~ U{1..T} per sequence per pass, u and the masks from the keyed stream (seed, pass, sequence), shared by every row"
-            }
-            _ => md4_eval::KEYED_TIME_SAMPLING,
-        },
+        suite::time_sampling(estimator, loaded.trained.is_exact()),
         Unit::Perplexity,
     )
 }
@@ -199,9 +179,9 @@ pub fn pair_rows(matrix: &mut Matrix, results: &[Vec<Option<EvalResult>>], refer
             .zip(&results[base])
             .map(|(a, b)| match (a, b) {
                 (Some(a), Some(b)) if row.method != reference => {
-                    let d = md4_eval::paired_difference(a, b)
+                    let d = md4_eval::Delta::between(a, b, Unit::Perplexity)
                         .with_context(|| format!("pairing '{}' with '{reference}'", row.method))?;
-                    Ok(Some(md4_eval::Delta::from_paired(&d, Unit::Perplexity)))
+                    Ok(Some(d))
                 }
                 _ => Ok(None),
             })
@@ -234,21 +214,210 @@ pub fn column_notes(columns: &[LoadedColumn]) -> Vec<String> {
 /// Write the matrix (`table.md`, `cells.csv`), the summary `card.yaml` and `record.yaml`, then
 /// print the table.
 pub fn finish_matrix(
-    run: &crate::Run,
-    dir: &crate::ArtifactDir,
-    device: Device,
+    ctx: &ArtifactContext,
     matrix: &Matrix,
     notes: Vec<String>,
-    mut outputs: Vec<std::path::PathBuf>,
+    mut outputs: Vec<PathBuf>,
 ) -> Result<()> {
-    let (md, csv) = matrix.write(&dir.path)?;
+    let (md, csv) = matrix.write(&ctx.dir.path)?;
     outputs.extend([md, csv]);
-    let environment = md4_eval::Environment::capture(Some(&crate::workspace_root()), device, run.elapsed());
-    let mut card = md4_eval::ProtocolCard::new(&run.artifact, "all rows", run.scale.name(), environment);
-    card.notes = notes;
-    card.write(&dir.file("card.yaml"))?;
-    outputs.push(dir.file("card.yaml"));
-    run.finish(dir, device, &outputs)?;
+    outputs.push(ctx.write_summary_card(None, notes)?);
+    ctx.finish(&outputs)?;
     println!("{}", matrix.to_markdown());
     Ok(())
+}
+
+/// `WikiText2 (proxy)` → `wikitext2-proxy`: a column's name in table1's card file names.
+pub fn column_slug(name: &str) -> String {
+    column_slug_uncollapsed(name).split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-")
+}
+
+/// `WikiText2 (proxy)` → `wikitext2--proxy`: table7's spelling, one `-` per other character,
+/// kept because its committed cards carry these names.
+pub fn column_slug_uncollapsed(name: &str) -> String {
+    let s: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    s.trim_matches('-').to_string()
+}
+
+/// What the cards of one matrix row say: the row's label, the file stem of each column's card
+/// and the notes every card carries.
+pub struct RowCards<'a> {
+    pub label: &'a str,
+    pub stem: &'a dyn Fn(&str) -> String,
+    pub notes: Vec<String>,
+}
+
+/// One matrix row's cells, the results behind them (None where not scored, for [`pair_rows`])
+/// and the cards written.
+pub type ScoredColumns = (Vec<Cell>, Vec<Option<EvalResult>>, Vec<PathBuf>);
+
+/// Score `loaded` with `estimator` on every column: one cell per column and a card per scored
+/// cell, `cards/<stem(column)>.yaml`, named `<label> on <column>`.
+pub fn score_columns(
+    ctx: &ArtifactContext,
+    loaded: &LoadedRun,
+    columns: &[LoadedColumn],
+    estimator: Estimator,
+    cards: &RowCards,
+) -> Result<ScoredColumns> {
+    let (mut cells, mut results, mut paths) = (vec![], vec![], vec![]);
+    for column in columns {
+        let name = &column.column.name;
+        if column.data.is_some() {
+            eprintln!("== {} on {name}", cards.label);
+        }
+        let scored = score(loaded, column, estimator, ctx.device)?;
+        cells.push(cell(column, &scored));
+        results.push(scored.as_ref().map(|s| s.result.clone()));
+        if let (Some(s), Some((_, data))) = (&scored, &column.data) {
+            paths.push(ctx.write_likelihood_card(LikelihoodCard {
+                item: format!("{} on {name}", cards.label),
+                stem: (cards.stem)(name),
+                data,
+                likelihood: likelihood_protocol(s, loaded, estimator),
+                wall_seconds: s.result.wall_seconds,
+                notes: cards.notes.clone(),
+            })?);
+        }
+    }
+    Ok((cells, results, paths))
+}
+
+/// What table1 and table7 share: the experiment file, the models' suite, the loaded columns
+/// and the paper's rows of the artifact's table.
+pub struct ZeroShot {
+    pub cfg: ZeroShotConfig,
+    pub suite: SuiteConfig,
+    pub columns: Vec<LoadedColumn>,
+    pub paper_rows: Vec<md4_eval::table::PaperRow>,
+}
+
+impl ZeroShot {
+    /// Train (or reuse) the models' suite row `slug` and load it: its name, run directory and run.
+    pub fn trained(&self, ctx: &ArtifactContext, slug: &str) -> Result<(String, PathBuf, LoadedRun)> {
+        let row = self.suite.row(slug)?;
+        let (dir, loaded) = suite::trained(ctx, &self.suite, &self.cfg.suite, row)?;
+        Ok((row.name.clone(), dir, loaded))
+    }
+
+    /// Load `table1/<scale>.yaml`, its suite, every computable column and `paper_table`'s rows.
+    pub fn load(ctx: &ArtifactContext, paper_table: &str) -> Result<Self> {
+        let cfg = ZeroShotConfig::load(ctx.scale)?;
+        let suite = cfg.suite(ctx.scale)?;
+        let paper_rows = ctx.paper()?.table(paper_table)?.rows.clone();
+        let columns = load_columns(&cfg, &suite)?;
+        Ok(Self { cfg, suite, columns, paper_rows })
+    }
+
+    /// An empty matrix titled `<title> — <description>`.
+    pub fn matrix(&self, title: &str) -> Matrix {
+        matrix(&format!("{title} — {}", self.cfg.description), &self.cfg, self.paper_rows.clone())
+    }
+
+    /// Pair every row with `reference`, write the matrix with its notes (the Δ column, the
+    /// descriptions, `notes`, the columns) and the record.
+    pub fn finish(
+        &self,
+        ctx: &ArtifactContext,
+        mut matrix: Matrix,
+        (results, reference): (&[Vec<Option<EvalResult>>], &str),
+        notes: Vec<String>,
+        outputs: Vec<PathBuf>,
+    ) -> Result<()> {
+        pair_rows(&mut matrix, results, reference)?;
+        let mut all =
+            vec![suite::paired_note(reference), self.cfg.description.clone(), self.suite.description.clone()];
+        all.extend(notes);
+        all.extend(column_notes(&self.columns));
+        finish_matrix(ctx, &matrix, all, outputs)?;
+        println!("{} ({}) written to {}", ctx.run.artifact, ctx.scale, ctx.dir.path.display());
+        Ok(())
+    }
+}
+
+/// Artifact `table1`: every row of the experiment file (table5's models) on every column, with
+/// the reference yardsticks of each scored column, paired against the first row.
+pub fn table1(ctx: &ArtifactContext) -> Result<()> {
+    let zs = ZeroShot::load(ctx, "table1")?;
+    let mut matrix = zs.matrix("Zero-shot perplexity");
+    let (mut outputs, mut results) = (vec![], vec![]);
+    for row in &zs.cfg.rows {
+        let (name, run_dir, loaded) = zs.trained(ctx, &row.slug)?;
+        let cards = RowCards {
+            label: &name,
+            stem: &|column| format!("{}-{}", row.slug, column_slug(column)),
+            notes: [
+                suite::run_notes(&run_dir, &loaded),
+                vec![
+                    format!("objective: {:?}", loaded.cfg.objective),
+                    format!("paper row: {}", row.paper_row.as_deref().unwrap_or("none")),
+                ],
+            ]
+            .concat(),
+        };
+        let (cells, row_results, cards) =
+            score_columns(ctx, &loaded, &zs.columns, Estimator::Reported, &cards)?;
+        outputs.extend(cards);
+        let bound = suite::bound_of(&loaded.trained, Estimator::Reported, None);
+        let notes = format!(
+            "{}; {:.2}M params; {} steps × {}",
+            suite::bound_label(&bound),
+            loaded.cfg.model.param_count() as f64 / 1e6,
+            loaded.step,
+            loaded.cfg.train.batch
+        );
+        results.push(row_results);
+        matrix.rows.push(matrix_row(&name, cells, notes));
+    }
+    // Reference yardsticks per scored column, given the models' training split.
+    let ref_cfg = zs.suite.run_config(zs.suite.reference_row()?)?;
+    for column in &zs.columns {
+        if let (Some(spec), Some((seqs, _))) = (&column.column.eval, &column.data) {
+            let refs = crate::references::references(&ref_cfg, spec, seqs, ctx.scale.reference_train_cap())?;
+            matrix.references.push((column.column.name.clone(), refs, Unit::Perplexity));
+        }
+    }
+    // Every row against the first (MD4), column by column, on common random numbers.
+    let reference = matrix.rows.first().map(|r| r.method.clone()).unwrap_or_default();
+    let notes = vec![
+        "paper rows: arXiv v4 Table 1 (models trained on OpenWebText; baselines other than SEDD Absorb (reimpl.) from Lou et al.); small-scale numbers are not comparable in value".into(),
+    ];
+    zs.finish(ctx, matrix, (&results, &reference), notes, outputs)
+}
+
+/// Artifact `table7`: table5's MD4 on every column with the finite-T bound for each T in `steps`
+/// and with the continuous bound, every T paired against the continuous bound.
+pub fn table7(ctx: &ArtifactContext, steps: &[i64]) -> Result<()> {
+    let zs = ZeroShot::load(ctx, "table7")?;
+    let (name, run_dir, loaded) = zs.trained(ctx, "md4")?;
+    let mut matrix = zs.matrix(&format!("Finite-T vs continuous bound, {name}"));
+    let reference = "T = ∞ (continuous)";
+    let mut estimators: Vec<(String, String, Estimator)> =
+        steps.iter().map(|&t| (format!("T = {t}"), format!("t{t}"), Estimator::FiniteT(t))).collect();
+    estimators.push((reference.into(), "continuous".into(), Estimator::Reported));
+    let (mut outputs, mut results) = (vec![], vec![]);
+    for (label, stem, estimator) in estimators {
+        let cards = RowCards {
+            label: &label,
+            stem: &|column| format!("{stem}-{}", column_slug_uncollapsed(column)),
+            notes: suite::run_notes(&run_dir, &loaded),
+        };
+        let (cells, row_results, cards) = score_columns(ctx, &loaded, &zs.columns, estimator, &cards)?;
+        outputs.extend(cards);
+        let bound = suite::bound_of(&loaded.trained, estimator, None);
+        let notes = format!(
+            "{}; same model (step {}), same chunks and seeds",
+            suite::bound_label(&bound),
+            loaded.step
+        );
+        results.push(row_results);
+        matrix.rows.push(matrix_row(&label, cells, notes));
+    }
+    // Every finite T against the continuous bound of the same model, on common random numbers.
+    let notes = vec![
+        "paper rows: arXiv v4 Table 7 (MD4-S on OpenWebText); its WikiText103 column is internally inconsistent (spec §10.7)".into(),
+        "expected: continuous ≤ T=10000 ≤ T=1000 ≤ T=100 in expectation; judge it on the paired Δ".into(),
+    ];
+    zs.finish(ctx, matrix, (&results, reference), notes, outputs)
 }

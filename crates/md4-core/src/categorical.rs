@@ -6,32 +6,15 @@
 //!   truncation that the paper's samples rely on.
 //! * [`Precision::F64`] is exact inverse-CDF sampling in float64.
 
-use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-/// Which categorical sampler a sampler uses; recorded with every sample set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Precision {
-    /// Float32 Gumbel-argmax (the reference code's behaviour).
-    F32Gumbel,
-    /// Exact float64 inverse-CDF sampling.
-    F64,
-}
-
-impl Precision {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::F32Gumbel => "f32-gumbel",
-            Self::F64 => "f64",
-        }
-    }
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s {
-            "f32-gumbel" => Ok(Self::F32Gumbel),
-            "f64" => Ok(Self::F64),
-            _ => Err(format!("unknown precision '{s}' (expected f32-gumbel or f64)")),
-        }
+crate::named_enum! {
+    /// Which categorical sampler a sampler uses; recorded with every sample set.
+    pub enum Precision("precision") {
+        /// Float32 Gumbel-argmax (the reference code's behaviour).
+        F32Gumbel = "f32-gumbel",
+        /// Exact float64 inverse-CDF sampling.
+        F64 = "f64",
     }
 }
 

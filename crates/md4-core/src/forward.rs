@@ -18,11 +18,6 @@ pub fn antithetic_times(batch: i64, device: Device) -> Tensor {
     (u + offsets).fmod(1.0)
 }
 
-/// Independent per-row uniform times in [0, 1), for callers that do not want stratification.
-pub fn uniform_times(batch: i64, device: Device) -> Tensor {
-    crate::noise::uniform(&[batch], Kind::Float, device)
-}
-
 /// Mask each token independently: keep it with probability `alpha`, else replace it by the
 /// mask id. `alpha` broadcasts against `x0` (`[B, 1]` for a scalar schedule, `[B, N]` for
 /// GenMD4's per-token schedule). The uniforms come from [`crate::noise::uniform`].

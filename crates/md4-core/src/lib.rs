@@ -8,6 +8,9 @@
 //! Conventions (see docs/architecture.md): **time runs from 0 = data to 1 = fully masked**;
 //! **the mask id equals the vocabulary size V**; logits never have a mask column; every
 //! quantity is in **nats** inside this crate, and [`units`] converts to bits at the edge.
+//!
+//! `testing` (the oracle denoiser the tests check identities against) is compiled only with the
+//! `testing` feature, which only dev-dependencies turn on.
 
 pub mod baselines;
 pub mod categorical;
@@ -15,10 +18,13 @@ pub mod denoiser;
 pub mod elbo;
 pub mod forward;
 pub mod genmd4;
+pub mod names;
 pub mod noise;
 pub mod objective;
 pub mod sampler;
 pub mod schedule;
+pub mod stats;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod units;
 pub mod vocab;

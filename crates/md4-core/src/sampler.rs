@@ -11,14 +11,14 @@ use serde::{Deserialize, Serialize};
 use std::f64::consts::FRAC_PI_2;
 use tch::{Device, Kind, Tensor};
 
-/// The discretisation grid of [0, 1] (spec §5.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Grid {
-    /// t(i) = i/T.
-    Uniform,
-    /// t(i) = cos(π/2·(1 − i/T)) (eq. 6): with a linear schedule, a cosine schedule's uniform grid.
-    Cosine,
+crate::named_enum! {
+    /// The discretisation grid of [0, 1] (spec §5.2).
+    pub enum Grid("grid") {
+        /// t(i) = i/T.
+        Uniform = "uniform",
+        /// t(i) = cos(π/2·(1 − i/T)) (eq. 6): with a linear schedule, a cosine schedule's uniform grid.
+        Cosine = "cosine",
+    }
 }
 
 impl Grid {
@@ -29,19 +29,6 @@ impl Grid {
             Self::Uniform => tau,
             // cos(π/2·(1−τ)) written as sin(π/2·τ), which is exact at both ends.
             Self::Cosine => (FRAC_PI_2 * tau).sin().clamp(0.0, 1.0),
-        }
-    }
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Uniform => "uniform",
-            Self::Cosine => "cosine",
-        }
-    }
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s {
-            "uniform" => Ok(Self::Uniform),
-            "cosine" => Ok(Self::Cosine),
-            _ => Err(format!("unknown grid '{s}' (expected uniform or cosine)")),
         }
     }
 }
@@ -195,13 +182,10 @@ fn run(
     denoiser: &impl Denoiser,
     reverse: Reverse,
     vocab: Vocab,
-    batch: i64,
-    seq_len: i64,
-    cond: Option<&Conditioning>,
-    cfg: &SamplerConfig,
-    device: Device,
+    request: &SampleRequest,
     cache: bool,
 ) -> SampleOutput {
+    let &SampleRequest { batch, seq_len, cond, sampler: cfg, device } = request;
     assert!(cfg.steps >= 1, "the sampler needs at least one step");
     let _guard = tch::no_grad_guard();
     let mask_id = vocab.mask_id();
@@ -250,6 +234,17 @@ fn run(
     SampleOutput { tokens: zt, network_calls: calls, argmax_filled, reveal_step }
 }
 
+/// What a sampler draws: `batch` sequences of `seq_len` tokens with `sampler`'s settings on
+/// `device`, keeping the positions that `cond` fixes.
+#[derive(Clone, Copy, Debug)]
+pub struct SampleRequest<'a> {
+    pub batch: i64,
+    pub seq_len: i64,
+    pub cond: Option<&'a Conditioning>,
+    pub sampler: &'a SamplerConfig,
+    pub device: Device,
+}
+
 /// MD4 ancestral sampling (Alg. 2): one network call per step, then the argmax fill.
 ///
 /// # Shapes
@@ -258,13 +253,9 @@ pub fn ancestral_sample(
     denoiser: &impl Denoiser,
     schedule: &Schedule,
     vocab: Vocab,
-    batch: i64,
-    seq_len: i64,
-    cond: Option<&Conditioning>,
-    cfg: &SamplerConfig,
-    device: Device,
+    request: &SampleRequest,
 ) -> SampleOutput {
-    run(denoiser, Reverse::Scalar(schedule), vocab, batch, seq_len, cond, cfg, device, false)
+    run(denoiser, Reverse::Scalar(schedule), vocab, request, false)
 }
 
 /// [`ancestral_sample`] that skips the network call when no token changed since the previous
@@ -274,13 +265,9 @@ pub fn cached_ancestral_sample(
     denoiser: &impl Denoiser,
     schedule: &Schedule,
     vocab: Vocab,
-    batch: i64,
-    seq_len: i64,
-    cond: Option<&Conditioning>,
-    cfg: &SamplerConfig,
-    device: Device,
+    request: &SampleRequest,
 ) -> SampleOutput {
-    run(denoiser, Reverse::Scalar(schedule), vocab, batch, seq_len, cond, cfg, device, true)
+    run(denoiser, Reverse::Scalar(schedule), vocab, request, true)
 }
 
 /// GenMD4 ancestral sampling from the per-token stay-masked probabilities (s/t)^{w_i} of §4.1
@@ -292,12 +279,8 @@ pub fn genmd4_sample(
     denoiser: &impl Denoiser,
     w: &Tensor,
     vocab: Vocab,
-    batch: i64,
-    seq_len: i64,
-    cond: Option<&Conditioning>,
-    cfg: &SamplerConfig,
-    device: Device,
+    request: &SampleRequest,
 ) -> SampleOutput {
     assert_eq!(w.size(), vec![vocab.size()], "w must be [V]");
-    run(denoiser, Reverse::PerToken(w), vocab, batch, seq_len, cond, cfg, device, false)
+    run(denoiser, Reverse::PerToken(w), vocab, request, false)
 }

@@ -152,9 +152,8 @@ pub fn standard_oracle() -> Oracle {
 
 /// Mean and standard error of a `[B]` tensor.
 pub fn mean_se(x: &Tensor) -> (f64, f64) {
-    let x = x.to_kind(Kind::Double);
-    let n = x.size()[0] as f64;
-    (x.mean(Kind::Double).double_value(&[]), x.std(true).double_value(&[]) / n.sqrt())
+    let values = Vec::<f64>::try_from(x.to_kind(Kind::Double).contiguous()).expect("a [B] tensor");
+    crate::stats::mean_and_se(&values)
 }
 
 /// `x` repeated as `b` rows → `[b, len(x)]` int64.

@@ -5,7 +5,8 @@
 
 use md4_core::categorical::{self, Precision, categorical_from_uniform, gumbel_argmax_from_uniform};
 use md4_core::sampler::{
-    Conditioning, Grid, SamplerConfig, ancestral_sample, cached_ancestral_sample, genmd4_sample, top_p_filter,
+    Conditioning, Grid, SampleRequest, SamplerConfig, ancestral_sample, cached_ancestral_sample,
+    genmd4_sample, top_p_filter,
 };
 use md4_core::testing::{Oracle, chi_square, chi_square_critical_999, standard_oracle as oracle};
 use md4_core::{MaskingSchedule, Schedule, Vocab};
@@ -42,8 +43,18 @@ fn ancestral_samples_follow_p_on_both_grids_and_precisions() {
         (Grid::Cosine, Precision::F64),
     ] {
         tch::manual_seed(11);
-        let out =
-            ancestral_sample(&o, &schedule, o.vocab, SAMPLES, 3, None, &config(grid, precision), Device::Cpu);
+        let out = ancestral_sample(
+            &o,
+            &schedule,
+            o.vocab,
+            &SampleRequest {
+                batch: SAMPLES,
+                seq_len: 3,
+                cond: None,
+                sampler: &config(grid, precision),
+                device: Device::Cpu,
+            },
+        );
         assert_eq!(out.tokens.lt(3).all().int64_value(&[]), 1, "no mask may remain");
         assert!(out.network_calls >= 200 && out.network_calls <= 201);
         let steps = out.reveal_step;
@@ -73,19 +84,39 @@ fn cached_sampler_is_exact_and_cheaper() {
     let cfg = SamplerConfig { steps: 1000, grid: Grid::Cosine, precision: Precision::F32Gumbel, top_p: None };
     let _rng = md4_core::testing::rng_lock();
     tch::manual_seed(5);
-    let plain = ancestral_sample(&o, &schedule, o.vocab, 16, 3, None, &cfg, Device::Cpu);
+    let plain = ancestral_sample(
+        &o,
+        &schedule,
+        o.vocab,
+        &SampleRequest { batch: 16, seq_len: 3, cond: None, sampler: &cfg, device: Device::Cpu },
+    );
     tch::manual_seed(5);
-    let again = ancestral_sample(&o, &schedule, o.vocab, 16, 3, None, &cfg, Device::Cpu);
+    let again = ancestral_sample(
+        &o,
+        &schedule,
+        o.vocab,
+        &SampleRequest { batch: 16, seq_len: 3, cond: None, sampler: &cfg, device: Device::Cpu },
+    );
     assert!(plain.tokens.equal(&again.tokens), "sampling must be deterministic given the seed");
     tch::manual_seed(5);
-    let cached = cached_ancestral_sample(&o, &schedule, o.vocab, 16, 3, None, &cfg, Device::Cpu);
+    let cached = cached_ancestral_sample(
+        &o,
+        &schedule,
+        o.vocab,
+        &SampleRequest { batch: 16, seq_len: 3, cond: None, sampler: &cfg, device: Device::Cpu },
+    );
     assert!(plain.tokens.equal(&cached.tokens), "cached sampler must reproduce the samples exactly");
     assert!(plain.network_calls >= 1000);
     assert!(cached.network_calls <= 16 * 3 + 2, "cached sampler made {} calls", cached.network_calls);
     // A time-dependent denoiser is never cached.
     let timed = oracle().with_genmd4(&[1.0, 1.0, 1.0]);
     tch::manual_seed(5);
-    let out = cached_ancestral_sample(&timed, &schedule, timed.vocab, 16, 3, None, &cfg, Device::Cpu);
+    let out = cached_ancestral_sample(
+        &timed,
+        &schedule,
+        timed.vocab,
+        &SampleRequest { batch: 16, seq_len: 3, cond: None, sampler: &cfg, device: Device::Cpu },
+    );
     assert!(out.network_calls >= 1000);
 }
 
@@ -103,11 +134,13 @@ fn infilling_keeps_given_tokens_and_samples_the_conditional() {
         &o,
         &schedule,
         o.vocab,
-        SAMPLES,
-        3,
-        Some(&cond),
-        &config(Grid::Cosine, Precision::F64),
-        Device::Cpu,
+        &SampleRequest {
+            batch: SAMPLES,
+            seq_len: 3,
+            cond: Some(&cond),
+            sampler: &config(Grid::Cosine, Precision::F64),
+            device: Device::Cpu,
+        },
     );
     assert_eq!(out.tokens.select(1, 1).eq(2).all().int64_value(&[]), 1, "a given token changed");
     assert_eq!(
@@ -135,8 +168,18 @@ fn genmd4_sampler_follows_p() {
     let o = oracle().with_genmd4(&w);
     let wt = Tensor::from_slice(&w).to_kind(Kind::Float);
     for grid in [Grid::Uniform, Grid::Cosine] {
-        let out =
-            genmd4_sample(&o, &wt, o.vocab, SAMPLES, 3, None, &config(grid, Precision::F64), Device::Cpu);
+        let out = genmd4_sample(
+            &o,
+            &wt,
+            o.vocab,
+            &SampleRequest {
+                batch: SAMPLES,
+                seq_len: 3,
+                cond: None,
+                sampler: &config(grid, Precision::F64),
+                device: Device::Cpu,
+            },
+        );
         assert_matches_p(&o, &out.tokens, &format!("GenMD4 {grid:?}"));
     }
 }

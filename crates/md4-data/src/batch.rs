@@ -57,10 +57,6 @@ impl SplitMix64 {
         }
         (m >> 64) as u64
     }
-    /// Uniform float in [0, 1) with 53 random bits.
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
 }
 
 /// A pseudo-random permutation of `0..n` keyed by a seed: a balanced Feistel network on the

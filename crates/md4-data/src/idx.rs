@@ -3,11 +3,7 @@
 //! u32 sizes, then the elements. Errors name the file and say what is wrong: bad magic,
 //! truncation, trailing bytes, unexpected sizes.
 
-use std::io::Read;
-use std::path::Path;
-
 use anyhow::{Context, Result, bail, ensure};
-use flate2::read::GzDecoder;
 
 /// A decoded u8 IDX array.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,16 +35,6 @@ pub fn parse_idx(bytes: &[u8], what: &str) -> Result<IdxArray> {
     ensure!(have >= count, "{what}: truncated idx data: dims {dims:?} need {count} bytes, file has {have}");
     ensure!(have == count, "{what}: {} trailing bytes after idx data of dims {dims:?}", have - count);
     Ok(IdxArray { dims, data: bytes[header..].to_vec() })
-}
-
-/// Reads a gzip-compressed IDX file.
-pub fn read_idx_gz(path: &Path) -> Result<IdxArray> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut bytes = Vec::new();
-    GzDecoder::new(file)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("decompressing {}", path.display()))?;
-    parse_idx(&bytes, &path.display().to_string())
 }
 
 /// Checks that an array has exactly the expected dimensions.

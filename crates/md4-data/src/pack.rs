@@ -70,13 +70,6 @@ pub enum HoldOut {
     LastDocuments { count: u64 },
 }
 
-impl HoldOut {
-    /// MD4's 2 % held-out blocks with the fixed seed this project uses.
-    pub fn md4_default() -> Self {
-        HoldOut::RandomBlocks { fraction: 0.02, seed: 0, group: 1000 }
-    }
-}
-
 /// Whether block number `index` (0-based, in emission order) is a validation block.
 pub fn is_heldout_block(fraction: f64, seed: u64, group: u64, index: u64) -> bool {
     let k = (group as f64 * fraction).round() as u64;

@@ -7,6 +7,7 @@ use crate::likelihood::EvalResult;
 use crate::provenance;
 use crate::units::Unit;
 use anyhow::{Context, Result};
+use md4_core::{Grid, Precision, SamplerConfig};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::Device;
@@ -105,10 +106,10 @@ impl LikelihoodProtocol {
 pub struct SamplingProtocol {
     pub schedule: String,
     /// Discretisation grid (`uniform`, `cosine`, spec §5.2).
-    pub grid: String,
+    pub grid: Grid,
     pub steps: i64,
     /// Categorical sampling precision (`f32-gumbel`, `f64`, spec §5.3).
-    pub precision: String,
+    pub precision: Precision,
     pub top_p: Option<f64>,
     pub n_samples: usize,
     pub seed: i64,
@@ -116,6 +117,30 @@ pub struct SamplingProtocol {
     pub ema: bool,
     /// Network evaluations over all samples' trajectories (the argmax fill included).
     pub network_calls: i64,
+}
+
+impl SamplingProtocol {
+    /// `n_samples` drawn with `sampler` from the EMA weights of a model with `schedule`
+    /// (seeded with `seed`), costing `network_calls` network evaluations in all.
+    pub fn new(
+        schedule: &str,
+        sampler: &SamplerConfig,
+        n_samples: usize,
+        seed: i64,
+        network_calls: i64,
+    ) -> Self {
+        Self {
+            schedule: schedule.into(),
+            grid: sampler.grid,
+            steps: sampler.steps,
+            precision: sampler.precision,
+            top_p: sampler.top_p,
+            n_samples,
+            seed,
+            ema: true,
+            network_calls,
+        }
+    }
 }
 
 /// Where and when it ran.
@@ -145,7 +170,7 @@ impl Environment {
             commit: provenance::git_commit(repo),
             worktree_dirty: provenance::git_dirty(repo),
             command_line: provenance::command_line(),
-            device: provenance::describe_device(device),
+            device: md4_torch::describe(device),
             precision: md4_models::compute::recorded(),
             libtorch: provenance::libtorch_version(),
             // The workspace pins tch =0.24.0 (Cargo.toml); tch exposes no version constant.

@@ -3,7 +3,7 @@
 //! RGB, so the tokens can be read back exactly from the file), and several grids become one
 //! labelled overview picture with a panel per sampler setting.
 
-use crate::plot::register_fonts;
+use crate::plot::{FONT, create_parent, register_fonts, render};
 use anyhow::{Context, Result, ensure};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -70,9 +70,7 @@ impl ImageGrid {
 
     /// Write the grid as an 8-bit grey or RGB PNG.
     pub fn write_png(&self, path: &Path) -> Result<()> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-        }
+        create_parent(path)?;
         let (gw, gh) = self.size();
         let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
         let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), gw as u32, gh as u32);
@@ -137,15 +135,10 @@ impl ImagePanels {
     pub fn write_png(&self, path: &Path) -> Result<()> {
         ensure!(!self.panels.is_empty(), "image panels '{}' are empty", self.title);
         ensure!(self.columns > 0 && self.zoom > 0, "image panels need positive columns and zoom");
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-        }
+        create_parent(path)?;
         register_fonts()?;
         let (w, h) = self.size();
-        let root = BitMapBackend::new(path, (w as u32, h as u32)).into_drawing_area();
-        self.draw_on(&root).map_err(|e| anyhow::anyhow!("drawing {}: {e:?}", path.display()))?;
-        root.present().map_err(|e| anyhow::anyhow!("writing {}: {e:?}", path.display()))?;
-        Ok(())
+        render(BitMapBackend::new(path, (w as u32, h as u32)), path, |root| self.draw_on(root))
     }
 
     fn draw_on<DB: DrawingBackend>(
@@ -158,10 +151,10 @@ impl ImagePanels {
         root.draw(&Text::new(
             self.title.as_str(),
             (width as i32 / 2, (Self::MARGIN + Self::TITLE / 2) as i32 - 4),
-            TextStyle::from(("sans-serif", 18).into_font()).color(&BLACK).pos(centre),
+            TextStyle::from((FONT, 18).into_font()).color(&BLACK).pos(centre),
         ))?;
         let (cw, ch) = self.cell();
-        let label = TextStyle::from(("sans-serif", 14).into_font()).color(&BLACK);
+        let label = TextStyle::from((FONT, 14).into_font()).color(&BLACK);
         for (i, (name, grid)) in self.panels.iter().enumerate() {
             let (r, q) = (i / self.columns, i % self.columns);
             let (x0, y0) = (Self::MARGIN + q * cw, Self::TITLE + Self::MARGIN + r * ch);

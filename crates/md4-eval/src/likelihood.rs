@@ -16,6 +16,7 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use md4_core::stats;
 use md4_dist::ProcessGroup;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -155,17 +156,6 @@ pub struct EvalResult {
     pub wall_seconds: f64,
 }
 
-/// Mean and standard error (sample standard deviation / √n) of `values`; SE is NaN for n < 2.
-pub fn mean_and_se(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    if values.len() < 2 {
-        return (mean, f64::NAN);
-    }
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, (var / n).sqrt())
-}
-
 /// Score every sequence `config.passes` times with `nll` and summarise.
 ///
 /// `nll` runs under `tch::no_grad` and must return one finite value per sequence of its batch.
@@ -226,7 +216,7 @@ where
         pass_means.push(pass_total / (n_sequences * seq_len) as f64);
     }
     let per_sequence: Vec<f64> = sums.iter().map(|s| s / config.passes as f64).collect();
-    let (mean, se) = mean_and_se(&per_sequence);
+    let (mean, se) = stats::mean_and_se(&per_sequence);
     Ok(EvalResult {
         n_sequences,
         tokens_per_sequence: seq_len,
@@ -278,13 +268,12 @@ pub fn paired_difference(a: &EvalResult, b: &EvalResult) -> Result<PairedDiffere
         a.seed,
         b.seed
     );
-    let diffs: Vec<f64> = a.per_sequence_nats.iter().zip(&b.per_sequence_nats).map(|(x, y)| x - y).collect();
-    let (mean, se) = mean_and_se(&diffs);
+    let (mean, se) = stats::paired_difference(&a.per_sequence_nats, &b.per_sequence_nats);
     let n = a.tokens_per_sequence as f64;
     Ok(PairedDifference {
         mean_nats_per_token: mean / n,
         se_nats_per_token: se / n,
-        n_sequences: diffs.len(),
+        n_sequences: a.per_sequence_nats.len(),
     })
 }
 

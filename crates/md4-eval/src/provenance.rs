@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tch::Device;
 
 /// `git rev-parse HEAD` in `dir` (or the current directory), or "unknown" (no git, no commit).
 pub fn git_commit(dir: Option<&Path>) -> String {
@@ -52,17 +51,6 @@ pub fn libtorch_version() -> String {
             })
         })
         .unwrap_or_else(|| "unknown".into())
-}
-
-/// A device in words: `cpu (2 threads)`, or the GPU's name, capability, memory and the peak
-/// memory in use so far (see [`md4_torch::describe`]).
-pub fn describe_device(device: Device) -> String {
-    md4_torch::describe(device)
-}
-
-/// Seconds since the Unix epoch.
-pub fn unix_seconds(time: SystemTime) -> f64 {
-    time.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 /// An RFC 3339 UTC timestamp, `2024-06-06T12:00:00Z`.

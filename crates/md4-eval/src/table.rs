@@ -157,6 +157,12 @@ impl Delta {
         Self { mean, se, resolved: d.resolved() }
     }
 
+    /// Δ = `row` − `reference` in `unit`, from two evaluations of the same sequences on the same
+    /// keyed streams (see [`crate::paired_difference`]).
+    pub fn between(row: &EvalResult, reference: &EvalResult, unit: Unit) -> Result<Self> {
+        Ok(Self::from_paired(&crate::paired_difference(row, reference)?, unit))
+    }
+
     /// `-0.042 ± 0.006 (resolved)` or `+0.003 ± 0.006 (within 2 SE)`.
     pub fn render(&self, decimals: usize) -> String {
         let d = decimals;

@@ -15,38 +15,21 @@ use serde::{Deserialize, Serialize};
 use std::sync::{Mutex, OnceLock};
 use tch::Device;
 
-/// The requested arithmetic of a run, an evaluation or a sampler.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ComputePrecision {
-    /// bf16 where the device multiplies bf16 natively, f32 elsewhere.
-    #[default]
-    Auto,
-    /// Everything in float32, as the reference code.
-    F32,
-    /// Matrix multiplications, convolutions and attention in bfloat16.
-    Bf16,
+md4_core::named_enum! {
+    /// The requested arithmetic of a run, an evaluation or a sampler.
+    #[derive(Default)]
+    pub enum ComputePrecision("compute precision") {
+        /// bf16 where the device multiplies bf16 natively, f32 elsewhere.
+        #[default]
+        Auto = "auto",
+        /// Everything in float32, as the reference code.
+        F32 = "f32",
+        /// Matrix multiplications, convolutions and attention in bfloat16.
+        Bf16 = "bf16",
+    }
 }
 
 impl ComputePrecision {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::F32 => "f32",
-            Self::Bf16 => "bf16",
-        }
-    }
-
-    pub const ALL: [Self; 3] = [Self::Auto, Self::F32, Self::Bf16];
-
-    /// Parse `auto`, `f32` or `bf16` (for command lines): the inverse of [`Self::name`].
-    pub fn parse(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .ok_or_else(|| format!("unknown compute precision '{s}' (expected auto, f32 or bf16)"))
-    }
-
     /// The dtype an explicit request names (None for `auto`, which depends on the hardware).
     pub fn fixed(self) -> Option<ComputeDtype> {
         match self {

@@ -123,21 +123,21 @@ impl DitBlock {
     fn new(vs: &nn::Path, cfg: &DitConfig, cond_dim: i64, dropout: f64, cd: ComputeDtype) -> Self {
         let d = cfg.hidden_size;
         let attn_vs = vs / "attn";
-        let lin = |name: &str, bias| Linear::new(&(&attn_vs / name), d, d, KernelInit::LECUN, bias, cd);
+        let lin = |name: &str| Linear::with_bias(&(&attn_vs / name), d, d, KernelInit::LECUN, cd);
         let mlp_vs = vs / "mlp";
         Self {
-            modulation: Linear::new(&(vs / "modulation"), cond_dim, 6 * d, KernelInit::Zeros, true, cd),
+            modulation: Linear::with_bias(&(vs / "modulation"), cond_dim, 6 * d, KernelInit::Zeros, cd),
             attn: DitAttention {
-                wq: lin("wq", true),
-                wk: lin("wk", true),
-                wv: lin("wv", true),
-                wo: lin("wo", false),
+                wq: lin("wq"),
+                wk: lin("wk"),
+                wv: lin("wv"),
+                wo: Linear::no_bias(&(&attn_vs / "wo"), d, d, KernelInit::LECUN, cd),
                 n_heads: cfg.n_heads,
                 dropout,
             },
             mlp: DitMlp {
-                fc1: Linear::new(&(&mlp_vs / "fc1"), d, cfg.mlp_hidden(), KernelInit::LECUN, true, cd),
-                fc2: Linear::new(&(&mlp_vs / "fc2"), cfg.mlp_hidden(), d, KernelInit::LECUN, true, cd),
+                fc1: Linear::with_bias(&(&mlp_vs / "fc1"), d, cfg.mlp_hidden(), KernelInit::LECUN, cd),
+                fc2: Linear::with_bias(&(&mlp_vs / "fc2"), cfg.mlp_hidden(), d, KernelInit::LECUN, cd),
                 dropout,
             },
         }
@@ -203,20 +203,18 @@ impl Dit {
             blocks: (0..cfg.depth)
                 .map(|i| DitBlock::new(&(vs / "blocks" / i), cfg, cond_dim, dropout, cd))
                 .collect(),
-            final_modulation: Linear::new(
+            final_modulation: Linear::with_bias(
                 &(vs / "final_modulation"),
                 cond_dim,
                 2 * d,
                 KernelInit::Zeros,
-                true,
                 cd,
             ),
-            final_linear: Linear::new(
+            final_linear: Linear::with_bias(
                 &(vs / "final_linear"),
                 d,
                 p * p * channels,
                 KernelInit::Zeros,
-                true,
                 cd,
             ),
             patch: p,

@@ -102,18 +102,15 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// Variables `weight` (and `bias` when `bias` is true) under `vs`.
-    pub fn new(
-        vs: &nn::Path,
-        in_dim: i64,
-        out_dim: i64,
-        init: KernelInit,
-        bias: bool,
-        compute: ComputeDtype,
-    ) -> Self {
-        let weight = init.make(vs, "weight", &[out_dim, in_dim], in_dim);
-        let bias = bias.then(|| vs.zeros("bias", &[out_dim]));
-        Self { weight, bias, compute }
+    /// Variables `weight` `[out, in]` and `bias` `[out]` (zeros) under `vs`.
+    pub fn with_bias(vs: &nn::Path, in_dim: i64, out_dim: i64, init: KernelInit, c: ComputeDtype) -> Self {
+        let layer = Self::no_bias(vs, in_dim, out_dim, init, c);
+        Self { bias: Some(vs.zeros("bias", &[out_dim])), ..layer }
+    }
+
+    /// The variable `weight` `[out, in]` under `vs`, no bias.
+    pub fn no_bias(vs: &nn::Path, in_dim: i64, out_dim: i64, init: KernelInit, c: ComputeDtype) -> Self {
+        Self { weight: init.make(vs, "weight", &[out_dim, in_dim], in_dim), bias: None, compute: c }
     }
 
     /// Number of parameters of a dense layer.
@@ -325,8 +322,8 @@ pub struct TimeEmbedding {
 impl TimeEmbedding {
     pub fn new(vs: &nn::Path, dim: i64, compute: ComputeDtype) -> Self {
         Self {
-            dense0: Linear::new(&(vs / "dense0"), dim, 4 * dim, KernelInit::LECUN, true, compute),
-            dense1: Linear::new(&(vs / "dense1"), 4 * dim, dim, KernelInit::LECUN, true, compute),
+            dense0: Linear::with_bias(&(vs / "dense0"), dim, 4 * dim, KernelInit::LECUN, compute),
+            dense1: Linear::with_bias(&(vs / "dense1"), 4 * dim, dim, KernelInit::LECUN, compute),
             dim,
         }
     }

@@ -11,6 +11,7 @@ pub mod ar;
 pub mod compute;
 pub mod config;
 pub mod dit;
+pub mod frame;
 pub mod gpt2;
 pub mod images;
 pub mod layers;

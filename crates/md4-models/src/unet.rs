@@ -6,12 +6,13 @@
 //! zero-initialised conv3×3 to C·V channels. A ResBlock adds a zero-initialised projection of
 //! the time conditioning after its first convolution. GroupNorm has eps 1e−6.
 
-use crate::images::{ImageShape, SubpixelEmbedding, subpixel_logits};
+use crate::frame::{Conditioned, FrameParts, FrameSpec, UnetFrame};
+use crate::images::ImageShape;
 use crate::layers::{ComputeDtype, Conv2d, GroupNorm, KernelInit, Linear, TimeEmbedding, attention};
 use anyhow::{Result, ensure};
 use md4_core::{Denoiser, Vocab};
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor, nn};
+use tch::{Tensor, nn};
 
 /// The attention layer between the two middle ResBlocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,18 +50,19 @@ impl UnetConfig {
         Vocab::new(self.vocab_size)
     }
 
+    /// The sizes of the frame the network fills.
+    pub fn frame(&self) -> FrameSpec {
+        FrameSpec {
+            image: self.image,
+            vocab_size: self.vocab_size,
+            feature_dim: self.feature_dim,
+            n_layers: self.n_layers,
+            compute: self.compute_dtype,
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
-        let ImageShape { height, width, channels } = self.image;
-        ensure!(height >= 1 && width >= 1 && channels >= 1, "unet: image dimensions must be positive");
-        ensure!(self.vocab_size >= 2, "unet: vocab_size must be at least 2, got {}", self.vocab_size);
-        ensure!(self.feature_dim > 2, "unet: feature_dim must exceed 2, got {}", self.feature_dim);
-        ensure!(self.n_layers >= 0, "unet: n_layers must be non-negative, got {}", self.n_layers);
-        ensure!(
-            self.norm_groups >= 1 && self.feature_dim % self.norm_groups == 0,
-            "unet: norm_groups {} must divide feature_dim {}",
-            self.norm_groups,
-            self.feature_dim
-        );
+        self.frame().validate("unet", self.norm_groups, self.dropout)?;
         if let MidAttention::SelfAttention { heads } = self.mid_attention {
             ensure!(
                 heads >= 1 && self.feature_dim % heads == 0,
@@ -68,7 +70,6 @@ impl UnetConfig {
                 self.feature_dim
             );
         }
-        ensure!((0.0..1.0).contains(&self.dropout), "unet: dropout must lie in [0, 1), got {}", self.dropout);
         Ok(())
     }
 
@@ -113,11 +114,11 @@ impl ResBlock {
         Self {
             norm1: GroupNorm::new(&(vs / "norm1"), c_in, g),
             conv1: Conv2d::same3x3(&(vs / "conv1"), c_in, c_out, KernelInit::LECUN, cd),
-            cond_proj: Linear::new(&(vs / "cond_proj"), cfg.feature_dim, c_out, KernelInit::Zeros, false, cd),
+            cond_proj: Linear::no_bias(&(vs / "cond_proj"), cfg.feature_dim, c_out, KernelInit::Zeros, cd),
             norm2: GroupNorm::new(&(vs / "norm2"), c_out, g),
             conv2: Conv2d::same3x3(&(vs / "conv2"), c_out, c_out, KernelInit::Zeros, cd),
             skip: (c_in != c_out)
-                .then(|| Linear::new(&(vs / "skip"), c_in, c_out, KernelInit::LECUN, true, cd)),
+                .then(|| Linear::with_bias(&(vs / "skip"), c_in, c_out, KernelInit::LECUN, cd)),
             dropout: cfg.dropout,
         }
     }
@@ -165,7 +166,7 @@ pub struct SelfAttention {
 
 impl SelfAttention {
     fn new(vs: &nn::Path, c: i64, heads: i64, cfg: &UnetConfig) -> Self {
-        let lin = |name: &str| Linear::new(&(vs / name), c, c, KernelInit::LECUN, true, cfg.compute_dtype);
+        let lin = |name: &str| Linear::with_bias(&(vs / name), c, c, KernelInit::LECUN, cfg.compute_dtype);
         Self {
             norm: GroupNorm::new(&(vs / "norm"), c, cfg.norm_groups),
             wq: lin("wq"),
@@ -190,44 +191,65 @@ impl SelfAttention {
     }
 }
 
-/// The CIFAR-10 U-Net denoiser.
+/// ResBlock → optional self-attention → ResBlock, the U-Net's middle (variables `mid1`,
+/// `mid_attn`, `mid2`).
 #[derive(Debug)]
-pub struct Unet {
-    pub embed: SubpixelEmbedding,
-    pub time_embed: TimeEmbedding,
-    pub conv_in: Conv2d,
-    pub down: Vec<ResBlock>,
+pub struct UnetMiddle {
     pub mid1: ResBlock,
     pub mid_attn: Option<SelfAttention>,
     pub mid2: ResBlock,
-    pub up: Vec<ResBlock>,
-    pub norm_out: GroupNorm,
-    pub conv_out: Conv2d,
+}
+
+impl Conditioned for UnetMiddle {
+    fn forward(&self, x: &Tensor, cond: &Tensor, train: bool) -> Tensor {
+        let mut h = self.mid1.forward(x, cond, train);
+        if let Some(attn) = &self.mid_attn {
+            h = attn.forward(&h);
+        }
+        self.mid2.forward(&h, cond, train)
+    }
+}
+
+impl Conditioned for ResBlock {
+    fn forward(&self, x: &Tensor, cond: &Tensor, train: bool) -> Tensor {
+        ResBlock::forward(self, x, cond, train)
+    }
+}
+
+impl Conditioned for GroupNorm {
+    fn forward(&self, x: &Tensor, _cond: &Tensor, _train: bool) -> Tensor {
+        GroupNorm::forward(self, x)
+    }
+}
+
+/// The CIFAR-10 U-Net denoiser.
+#[derive(Debug)]
+pub struct Unet {
+    pub frame: UnetFrame<ResBlock, UnetMiddle, GroupNorm>,
     cfg: UnetConfig,
 }
 
 impl Unet {
     pub fn new(vs: &nn::Path, cfg: &UnetConfig) -> Result<Self> {
         cfg.validate()?;
-        let (f, c, cd) = (cfg.feature_dim, cfg.image.channels, cfg.compute_dtype);
-        Ok(Self {
-            embed: SubpixelEmbedding::new(&(vs / "embed"), cfg.image, cfg.vocab().input_rows(), f),
-            time_embed: TimeEmbedding::new(&(vs / "time_embed"), f, cd),
-            conv_in: Conv2d::same3x3(&(vs / "conv_in"), c * f, f, KernelInit::LECUN, cd),
-            down: (0..cfg.n_layers).map(|i| ResBlock::new(&(vs / "down" / i), f, f, cfg)).collect(),
-            mid1: ResBlock::new(&(vs / "mid1"), f, f, cfg),
-            mid_attn: match cfg.mid_attention {
-                MidAttention::SelfAttention { heads } => {
-                    Some(SelfAttention::new(&(vs / "mid_attn"), f, heads, cfg))
-                }
-                MidAttention::Disabled => None,
+        let f = cfg.feature_dim;
+        let parts = FrameParts {
+            block: |vs: &nn::Path, c_in, c_out| ResBlock::new(vs, c_in, c_out, cfg),
+            middle: |vs: &nn::Path| {
+                Ok(UnetMiddle {
+                    mid1: ResBlock::new(&(vs / "mid1"), f, f, cfg),
+                    mid_attn: match cfg.mid_attention {
+                        MidAttention::SelfAttention { heads } => {
+                            Some(SelfAttention::new(&(vs / "mid_attn"), f, heads, cfg))
+                        }
+                        MidAttention::Disabled => None,
+                    },
+                    mid2: ResBlock::new(&(vs / "mid2"), f, f, cfg),
+                })
             },
-            mid2: ResBlock::new(&(vs / "mid2"), f, f, cfg),
-            up: (0..=cfg.n_layers).map(|i| ResBlock::new(&(vs / "up" / i), 2 * f, f, cfg)).collect(),
-            norm_out: GroupNorm::new(&(vs / "norm_out"), f, cfg.norm_groups),
-            conv_out: Conv2d::same3x3(&(vs / "conv_out"), f, c * cfg.vocab_size, KernelInit::Zeros, cd),
-            cfg: cfg.clone(),
-        })
+            norm_out: |vs: &nn::Path| GroupNorm::new(vs, f, cfg.norm_groups),
+        };
+        Ok(Self { frame: UnetFrame::new(vs, cfg.frame(), parts)?, cfg: cfg.clone() })
     }
 
     pub fn config(&self) -> &UnetConfig {
@@ -237,24 +259,7 @@ impl Unet {
     /// # Shapes
     /// `zt: [B, H·W·C]` int64 in `0..=V`, `t: [B]` → `[B, H·W·C, V]` float32.
     pub fn forward(&self, zt: &Tensor, t: &Tensor, train: bool) -> Tensor {
-        let cond = self.time_embed.forward(t);
-        let mut h = self.conv_in.forward(&self.embed.forward(zt)).to_kind(Kind::Float);
-        let mut skips = vec![h.shallow_clone()];
-        for block in &self.down {
-            h = block.forward(&h, &cond, train);
-            skips.push(h.shallow_clone());
-        }
-        h = self.mid1.forward(&h, &cond, train);
-        if let Some(attn) = &self.mid_attn {
-            h = attn.forward(&h);
-        }
-        h = self.mid2.forward(&h, &cond, train);
-        for block in &self.up {
-            let skip = skips.pop().expect("one skip per up block");
-            h = block.forward(&Tensor::cat(&[h, skip], 1), &cond, train);
-        }
-        let out = self.conv_out.forward(&self.norm_out.forward(&h).silu());
-        subpixel_logits(&out, self.cfg.image, self.cfg.vocab_size)
+        self.frame.forward(zt, t, train)
     }
 }
 

@@ -6,10 +6,11 @@
 //! zero-initialised Dense of the time conditioning) and have no additive time projection.
 
 use crate::dit::{Dit, DitConfig};
-use crate::images::{ImageShape, SubpixelEmbedding, subpixel_logits};
+use crate::frame::{Conditioned, FrameParts, FrameSpec, UnetFrame};
+use crate::images::ImageShape;
 use crate::layers::{ComputeDtype, Conv2d, KernelInit, Linear, TimeEmbedding, group_norm_plain};
 use crate::unet::channel_dense;
-use anyhow::{Result, ensure};
+use anyhow::Result;
 use md4_core::{Denoiser, Vocab};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor, nn};
@@ -38,20 +39,20 @@ impl UvitConfig {
         Vocab::new(self.vocab_size)
     }
 
+    /// The sizes of the frame the network fills.
+    pub fn frame(&self) -> FrameSpec {
+        FrameSpec {
+            image: self.image,
+            vocab_size: self.vocab_size,
+            feature_dim: self.feature_dim,
+            n_layers: self.n_layers,
+            compute: self.compute_dtype,
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
-        let ImageShape { height, width, channels } = self.image;
-        ensure!(height >= 1 && width >= 1 && channels >= 1, "uvit: image dimensions must be positive");
-        ensure!(self.vocab_size >= 2, "uvit: vocab_size must be at least 2, got {}", self.vocab_size);
-        ensure!(self.feature_dim > 2, "uvit: feature_dim must exceed 2, got {}", self.feature_dim);
-        ensure!(self.n_layers >= 0, "uvit: n_layers must be non-negative, got {}", self.n_layers);
-        ensure!(
-            self.norm_groups >= 1 && self.feature_dim % self.norm_groups == 0,
-            "uvit: norm_groups {} must divide feature_dim {}",
-            self.norm_groups,
-            self.feature_dim
-        );
-        ensure!((0.0..1.0).contains(&self.dropout), "uvit: dropout must lie in [0, 1), got {}", self.dropout);
-        self.dit.validate(height, width)
+        self.frame().validate("uvit", self.norm_groups, self.dropout)?;
+        self.dit.validate(self.image.height, self.image.width)
     }
 
     /// Number of parameters, from the architecture alone.
@@ -79,12 +80,11 @@ pub struct CondGroupNorm {
 impl CondGroupNorm {
     fn new(vs: &nn::Path, channels: i64, cond_dim: i64, groups: i64, cd: ComputeDtype) -> Self {
         Self {
-            modulation: Linear::new(
+            modulation: Linear::with_bias(
                 &(vs / "modulation"),
                 cond_dim,
                 2 * channels,
                 KernelInit::Zeros,
-                true,
                 cd,
             ),
             groups,
@@ -124,7 +124,7 @@ impl CondResBlock {
             norm2: CondGroupNorm::new(&(vs / "norm2"), c_out, f, g, cd),
             conv2: Conv2d::same3x3(&(vs / "conv2"), c_out, c_out, KernelInit::Zeros, cd),
             skip: (c_in != c_out)
-                .then(|| Linear::new(&(vs / "skip"), c_in, c_out, KernelInit::LECUN, true, cd)),
+                .then(|| Linear::with_bias(&(vs / "skip"), c_in, c_out, KernelInit::LECUN, cd)),
             dropout: cfg.dropout,
         }
     }
@@ -149,36 +149,42 @@ impl CondResBlock {
     }
 }
 
+impl Conditioned for CondResBlock {
+    fn forward(&self, x: &Tensor, cond: &Tensor, train: bool) -> Tensor {
+        CondResBlock::forward(self, x, cond, train)
+    }
+}
+
+impl Conditioned for CondGroupNorm {
+    fn forward(&self, x: &Tensor, cond: &Tensor, _train: bool) -> Tensor {
+        CondGroupNorm::forward(self, x, cond)
+    }
+}
+
+impl Conditioned for Dit {
+    fn forward(&self, x: &Tensor, cond: &Tensor, train: bool) -> Tensor {
+        Dit::forward(self, x, cond, train)
+    }
+}
+
 /// The U-Net + DiT denoiser.
 #[derive(Debug)]
 pub struct Uvit {
-    pub embed: SubpixelEmbedding,
-    pub time_embed: TimeEmbedding,
-    pub conv_in: Conv2d,
-    pub down: Vec<CondResBlock>,
-    pub dit: Dit,
-    pub up: Vec<CondResBlock>,
-    pub norm_out: CondGroupNorm,
-    pub conv_out: Conv2d,
+    pub frame: UnetFrame<CondResBlock, Dit, CondGroupNorm>,
     cfg: UvitConfig,
 }
 
 impl Uvit {
     pub fn new(vs: &nn::Path, cfg: &UvitConfig) -> Result<Self> {
         cfg.validate()?;
-        let (f, c, cd) = (cfg.feature_dim, cfg.image.channels, cfg.compute_dtype);
+        let (f, cd) = (cfg.feature_dim, cfg.compute_dtype);
         let map = (cfg.image.height, cfg.image.width, f);
-        Ok(Self {
-            embed: SubpixelEmbedding::new(&(vs / "embed"), cfg.image, cfg.vocab().input_rows(), f),
-            time_embed: TimeEmbedding::new(&(vs / "time_embed"), f, cd),
-            conv_in: Conv2d::same3x3(&(vs / "conv_in"), c * f, f, KernelInit::LECUN, cd),
-            down: (0..cfg.n_layers).map(|i| CondResBlock::new(&(vs / "down" / i), f, f, cfg)).collect(),
-            dit: Dit::new(&(vs / "dit"), &cfg.dit, map, f, cfg.dropout, cd)?,
-            up: (0..=cfg.n_layers).map(|i| CondResBlock::new(&(vs / "up" / i), 2 * f, f, cfg)).collect(),
-            norm_out: CondGroupNorm::new(&(vs / "norm_out"), f, f, cfg.norm_groups, cd),
-            conv_out: Conv2d::same3x3(&(vs / "conv_out"), f, c * cfg.vocab_size, KernelInit::Zeros, cd),
-            cfg: cfg.clone(),
-        })
+        let parts = FrameParts {
+            block: |vs: &nn::Path, c_in, c_out| CondResBlock::new(vs, c_in, c_out, cfg),
+            middle: |vs: &nn::Path| Dit::new(&(vs / "dit"), &cfg.dit, map, f, cfg.dropout, cd),
+            norm_out: |vs: &nn::Path| CondGroupNorm::new(vs, f, f, cfg.norm_groups, cd),
+        };
+        Ok(Self { frame: UnetFrame::new(vs, cfg.frame(), parts)?, cfg: cfg.clone() })
     }
 
     pub fn config(&self) -> &UvitConfig {
@@ -188,20 +194,7 @@ impl Uvit {
     /// # Shapes
     /// `zt: [B, H·W·C]` int64 in `0..=V`, `t: [B]` → `[B, H·W·C, V]` float32.
     pub fn forward(&self, zt: &Tensor, t: &Tensor, train: bool) -> Tensor {
-        let cond = self.time_embed.forward(t);
-        let mut h = self.conv_in.forward(&self.embed.forward(zt)).to_kind(Kind::Float);
-        let mut skips = vec![h.shallow_clone()];
-        for block in &self.down {
-            h = block.forward(&h, &cond, train);
-            skips.push(h.shallow_clone());
-        }
-        h = self.dit.forward(&h, &cond, train);
-        for block in &self.up {
-            let skip = skips.pop().expect("one skip per up block");
-            h = block.forward(&Tensor::cat(&[h, skip], 1), &cond, train);
-        }
-        let out = self.conv_out.forward(&self.norm_out.forward(&h, &cond).silu());
-        subpixel_logits(&out, self.cfg.image, self.cfg.vocab_size)
+        self.frame.forward(zt, t, train)
     }
 }
 

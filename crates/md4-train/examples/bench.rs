@@ -23,7 +23,7 @@ use shared::{Pool, median};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
-use md4_core::sampler::{Grid, SamplerConfig, ancestral_sample};
+use md4_core::sampler::{Grid, SampleRequest, SamplerConfig, ancestral_sample};
 use md4_core::{MaskingSchedule, Md4, Objective, Precision, Schedule};
 use md4_models::{ComputeDtype, ComputePrecision, Hardware, ModelConfig};
 use md4_train::Trainer;
@@ -217,11 +217,13 @@ fn worker(args: &Args, kind: &str, dtype: ComputeDtype) -> Result<Value> {
                         &objective.denoiser,
                         &objective.schedule,
                         objective.vocab,
-                        args.batch,
-                        args.seq_len,
-                        None,
-                        &cfg,
-                        device,
+                        &SampleRequest {
+                            batch: args.batch,
+                            seq_len: args.seq_len,
+                            cond: None,
+                            sampler: &cfg,
+                            device,
+                        },
                     )
                 });
                 calls = out.network_calls;

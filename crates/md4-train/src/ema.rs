@@ -65,11 +65,6 @@ impl Ema {
             }
         });
     }
-
-    /// Copy the averages into `vs` (for evaluation and sampling).
-    pub fn copy_into(&self, vs: &VarStore) -> Result<()> {
-        copy_named_into(vs, self.shadow.iter().map(|(n, t)| (n.as_str(), t)))
-    }
 }
 
 /// Copy named tensors into the variables of `vs` with the same names; every name must exist

@@ -9,7 +9,9 @@
 use crate::config::{ObjectiveConfig, RunConfig};
 use anyhow::Result;
 use md4_core::baselines::{Campbell, D3pm, D3pmConfig, Sedd};
-use md4_core::sampler::{Conditioning, SampleOutput, SamplerConfig, ancestral_sample, genmd4_sample};
+use md4_core::sampler::{
+    Conditioning, SampleOutput, SampleRequest, SamplerConfig, ancestral_sample, genmd4_sample,
+};
 use md4_core::{GenMd4, GenMd4Schedule, Md4, Objective, Schedule, Vocab};
 use md4_models::{ArObjective, ComputePrecision, Network, PrecisionChoice};
 use tch::{Device, Kind, Tensor, nn};
@@ -120,15 +122,16 @@ impl Trained {
         cfg: &SamplerConfig,
         device: Device,
     ) -> SampleOutput {
+        let request = SampleRequest { batch, seq_len, cond, sampler: cfg, device };
         match self {
             Self::GenMd4(o) => {
                 let w = tch::no_grad(|| o.schedule.w());
-                genmd4_sample(&o.denoiser, &w, o.schedule.vocab, batch, seq_len, cond, cfg, device)
+                genmd4_sample(&o.denoiser, &w, o.schedule.vocab, &request)
             }
-            Self::Ar(o) => ar_sample(o, batch, seq_len, cond, cfg, device),
+            Self::Ar(o) => ar_sample(o, &request),
             _ => {
                 let (net, schedule, vocab) = self.scalar_diffusion().expect("a scalar-schedule model");
-                ancestral_sample(net, &schedule, vocab, batch, seq_len, cond, cfg, device)
+                ancestral_sample(net, &schedule, vocab, &request)
             }
         }
     }
@@ -147,23 +150,18 @@ impl Trained {
         device: Device,
     ) -> SampleOutput {
         match self.scalar_diffusion() {
-            Some((net, schedule, vocab)) => md4_core::sampler::cached_ancestral_sample(
-                net, &schedule, vocab, batch, seq_len, cond, cfg, device,
-            ),
+            Some((net, schedule, vocab)) => {
+                let request = SampleRequest { batch, seq_len, cond, sampler: cfg, device };
+                md4_core::sampler::cached_ancestral_sample(net, &schedule, vocab, &request)
+            }
             None => self.sample(batch, seq_len, cond, cfg, device),
         }
     }
 }
 
 /// Left-to-right sampling from the AR baseline (top-p and precision as for diffusion).
-fn ar_sample(
-    o: &ArObjective,
-    batch: i64,
-    seq_len: i64,
-    cond: Option<&Conditioning>,
-    cfg: &SamplerConfig,
-    device: Device,
-) -> SampleOutput {
+fn ar_sample(o: &ArObjective, request: &SampleRequest) -> SampleOutput {
+    let &SampleRequest { batch, seq_len, cond, sampler: cfg, device } = request;
     let _guard = tch::no_grad_guard();
     let mut tokens = Tensor::zeros([batch, 0], (Kind::Int64, device));
     for n in 0..seq_len {

@@ -27,6 +27,7 @@ use crate::metrics::MetricsLog;
 use anyhow::{Context, Result, bail, ensure};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use md4_core::Objective;
+use md4_core::stats::mean_and_se;
 use md4_core::units::nats_to_bits;
 use md4_dist::{ProcessGroup, bucket};
 use serde_json::json;
@@ -346,17 +347,6 @@ impl Trainer {
             sequences: per_sequence.len(),
         }))
     }
-}
-
-/// Mean and standard error (sample standard deviation / √n; NaN for n < 2).
-pub fn mean_and_se(values: &[f64]) -> (f64, f64) {
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    if values.len() < 2 {
-        return (mean, f64::NAN);
-    }
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, (var / n).sqrt())
 }
 
 /// How [`run_loop`] behaves.

@@ -8,115 +8,20 @@
 //! Command: `just reproduce infill [smoke|small|paper]` (trains table5's MD4 if needed).
 //! Writes `results/infill/<scale>/{infill.md, infill.csv, card.yaml, record.yaml}`.
 
-use anyhow::{Result, anyhow};
-use clap::Parser;
-use experiments::suite::{self, SuiteConfig};
-use experiments::{ArtifactArgs, ArtifactDir, Run, load_config, workspace_root};
-use md4_core::sampler::Conditioning;
-use md4_core::{Grid, Precision, SamplerConfig};
-use std::fmt::Write as _;
-use std::time::Instant;
-use tch::Kind;
+use std::process::ExitCode;
 
-/// Fig. 10: infilling between a fixed prefix and suffix.
-#[derive(Parser, Debug)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    common: ArtifactArgs,
+/// The flags of `infill` beyond the common ones.
+#[derive(clap::Args, Debug)]
+struct Flags {
     /// Samples per prompt and setting.
     #[arg(long, default_value_t = 3)]
     num: i64,
 }
 
-/// Prefix and suffix pairs around the sentences of Fig. 10.
-const PROMPTS: [(&str, &str); 2] = [
-    (
-        "I went skydiving last weekend with my friends. Skydiving is a fun sport",
-        "and that is why we go again next month.",
-    ),
-    (
-        "My hair gets dirty very quickly in the summer.",
-        "That is why I always shampoo twice a day and shower three times a day.",
-    ),
-];
-
-fn main() -> Result<()> {
-    let args = Args::parse();
-    let scale = args.common.scale;
-    let run = Run::start("infill", scale);
-    let device = args.common.device()?;
-    let root = workspace_root();
-    let suite_cfg: SuiteConfig = load_config(&root, "table5", scale)?;
-    let dir = ArtifactDir::resolve(args.common.out.as_deref(), "infill", scale);
-    dir.create()?;
-    let run_dir = suite::run_dir("table5", scale, "md4");
-    suite::ensure_trained(&suite_cfg, suite_cfg.row("md4")?, &run_dir, device)?;
-    let model = suite::load(&run_dir, device)?;
-    let seq_len = model.cfg.train.seq_len;
-    let codec = md4_data::Gpt2Codec::new(model.cfg.data.sub_vocab())?;
-    let settings = [
-        ("uniform grid, f32 Gumbel", Grid::Uniform, Precision::F32Gumbel),
-        ("cosine grid, f32 Gumbel", Grid::Cosine, Precision::F32Gumbel),
-        ("cosine grid, f64", Grid::Cosine, Precision::F64),
-    ];
-    let mut md = format!(
-        "# Infilling ({scale}): table5's MD4, {seq_len}-token sequences, prefix and suffix fixed, T = {seq_len} steps\n\n\
-         The generated span is between ⟦ and ⟧. Bound: −log p(span | prefix, suffix) ≤ … in bits per generated token \
-         (conditional continuous-time ELBO, 8 antithetic passes).\n\n"
-    );
-    let mut csv =
-        String::from("prompt,setting,sample,generated_tokens,span_bits_per_token,network_calls,wall_s\n");
-    for (p, (prefix, suffix)) in PROMPTS.iter().enumerate() {
-        let pre = codec.encode(prefix);
-        let suf = codec.encode(&format!(" {suffix}"));
-        let cond = Conditioning::infill(&pre, &suf, seq_len, args.num, device).map_err(|e| anyhow!(e))?;
-        let free = cond.fixed.logical_not();
-        let n_free = free.get(0).sum(Kind::Int64).int64_value(&[]);
-        writeln!(md, "## Prompt {}: “{prefix} … {suffix}” ({n_free} tokens generated)\n", p + 1)?;
-        for (name, grid, precision) in settings {
-            let sampler = SamplerConfig { steps: seq_len, grid, precision, top_p: None };
-            tch::manual_seed(p as i64);
-            let clock = Instant::now();
-            let out = tch::no_grad(|| model.trained.sample(args.num, seq_len, Some(&cond), &sampler, device));
-            let wall = clock.elapsed().as_secs_f64();
-            let nats = model
-                .trained
-                .conditional_nelbo(&out.tokens, &free, 8)
-                .ok_or_else(|| anyhow!("the infill model must be a scalar-schedule diffusion model"))?;
-            writeln!(md, "### {name} ({} network calls, {wall:.1} s)\n", out.network_calls)?;
-            for i in 0..args.num {
-                let row: Vec<i64> = Vec::try_from(&out.tokens.get(i))?;
-                // One sample per line: newlines inside the text are shown as ⏎.
-                let decode = |r: &[i64]| codec.decode(r).map(|s| s.replace('\n', "⏎"));
-                let (a, rest) = row.split_at(pre.len());
-                let (mid, b) = rest.split_at(rest.len() - suf.len());
-                let bits = nats.double_value(&[i]) / (n_free as f64 * std::f64::consts::LN_2);
-                writeln!(
-                    md,
-                    "{}. `{bits:.2} bits/token` {}⟦{}⟧{}\n",
-                    i + 1,
-                    decode(a)?,
-                    decode(mid)?,
-                    decode(b)?
-                )?;
-                writeln!(csv, "{},{name},{},{n_free},{bits},{},{wall}", p + 1, i + 1, out.network_calls)?;
-            }
-        }
-    }
-    std::fs::write(dir.file("infill.md"), &md)?;
-    std::fs::write(dir.file("infill.csv"), &csv)?;
-    let environment = md4_eval::Environment::capture(Some(&root), device, run.elapsed());
-    let mut card = md4_eval::ProtocolCard::new("infill", "infilling samples", scale.name(), environment);
-    card.notes = vec![
-        suite_cfg.description.clone(),
-        format!("model: {} (step {}, EMA weights)", model.checkpoint.display(), model.step),
-        "prefix and suffix are GPT-2 tokens of the prompt texts (the suffix with a leading space); everything between them starts masked".into(),
-        "paper Fig. 10 shows MD4-M infills for three schedule/grid settings; its prompts are only partly printed, so these prefix/suffix pairs are built around the printed sentences".into(),
-    ];
-    card.write(&dir.file("card.yaml"))?;
-    run.finish(&dir, device, &[dir.file("infill.md"), dir.file("infill.csv"), dir.file("card.yaml")])?;
-    println!("{md}");
-    println!("infill ({scale}) written to {}", dir.path.display());
-    Ok(())
+fn main() -> ExitCode {
+    experiments::main::<Flags>(
+        "infill",
+        "Fig. 10: infilling between a fixed prefix and suffix.",
+        |ctx, flags| experiments::lm::infill(ctx, flags.num),
+    )
 }

@@ -11,25 +11,11 @@
 //! Writes `results/table2/<scale>/{table.md, rows.csv, card.yaml, record.yaml}`,
 //! `cards/<row>.yaml` per row, and `curves.{png,svg,csv}` (validation BPC against steps).
 
-use anyhow::Result;
-use clap::Parser;
-use experiments::ArtifactArgs;
 use experiments::suite::{LikelihoodTable, likelihood_table};
 use md4_eval::Unit;
+use std::process::ExitCode;
 
-/// Table 2: text8 bits per character of MD4, GenMD4 and the baselines.
-#[derive(Parser, Debug)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    common: ArtifactArgs,
-    /// Only these rows (by slug, comma-separated); the table then lists only them.
-    #[arg(long, value_delimiter = ',')]
-    rows: Vec<String>,
-}
-
-fn main() -> Result<()> {
-    let args = Args::parse();
+fn main() -> ExitCode {
     let spec = LikelihoodTable {
         artifact: "table2",
         unit: Unit::BitsPerChar,
@@ -42,5 +28,9 @@ fn main() -> Result<()> {
         paper_note: "paper column: arXiv v4 Table 2 (text8, 100M characters, 12-layer models, 1M steps); small-scale numbers are not comparable in value, only in ordering",
         references: true,
     };
-    likelihood_table(&spec, &args.common, &args.rows)
+    experiments::main::<experiments::RowFlags>(
+        "table2",
+        "Table 2: text8 bits per character of MD4, GenMD4 and the baselines.",
+        |ctx, flags| likelihood_table(ctx, &spec, &flags.rows),
+    )
 }

@@ -12,25 +12,11 @@
 //! Writes `results/table5/<scale>/{table.md, rows.csv, card.yaml, record.yaml, curves.*}` and
 //! `cards/<row>.yaml`.
 
-use anyhow::Result;
-use clap::Parser;
-use experiments::ArtifactArgs;
 use experiments::suite::{LikelihoodTable, likelihood_table};
 use md4_eval::Unit;
+use std::process::ExitCode;
 
-/// Table 5: held-out perplexity of MD4, GenMD4, SEDD absorb and AR on the training corpus.
-#[derive(Parser, Debug)]
-#[command(version)]
-struct Args {
-    #[command(flatten)]
-    common: ArtifactArgs,
-    /// Only these rows (by slug, comma-separated); the table then lists only them.
-    #[arg(long, value_delimiter = ',')]
-    rows: Vec<String>,
-}
-
-fn main() -> Result<()> {
-    let args = Args::parse();
+fn main() -> ExitCode {
     let spec = LikelihoodTable {
         artifact: "table5",
         unit: Unit::Perplexity,
@@ -43,5 +29,9 @@ fn main() -> Result<()> {
         paper_note: "paper column: arXiv v4 Table 5 (OpenWebText, 2% held-out blocks, 12-layer models, 1M steps × 512 × 1024 tokens); small-scale numbers are not comparable in value, only in ordering",
         references: true,
     };
-    likelihood_table(&spec, &args.common, &args.rows)
+    experiments::main::<experiments::RowFlags>(
+        "table5",
+        "Table 5: held-out perplexity of MD4, GenMD4, SEDD absorb and AR on the training corpus.",
+        |ctx, flags| likelihood_table(ctx, &spec, &flags.rows),
+    )
 }

@@ -99,11 +99,6 @@ impl<D: Denoiser> Campbell<D> {
         Self { denoiser, schedule, vocab, constant }
     }
 
-    /// The per-token constant C of the module docs.
-    pub fn constant_per_token(&self) -> f64 {
-        self.constant
-    }
-
     /// The estimate at the given times. Term 1 needs no network output because Σ_v μ_θ = 1 in
     /// the mean parameterisation, so the only network pass is the one at the batch of y's (z_t
     /// with one more position masked): the same cost as MD4. Rows with U = 0 (everything

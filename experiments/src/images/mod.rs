@@ -9,18 +9,26 @@
 //! ε·log V of reconstruction, i.e. (1 − ε)·log2 V = 8·(1 − ε) bits per dimension for every
 //! image, up to the Monte-Carlo noise of the number of masked sub-pixels.
 
+mod samples;
+mod table3;
+
+pub use samples::image_samples;
+pub use table3::table3;
+
+use crate::context::ArtifactContext;
 use crate::suite::{EvalSpec, SuiteConfig};
 use anyhow::{Context, Result, bail, ensure};
 use md4_core::sampler::{Grid, SamplerConfig};
 use md4_core::{MaskingSchedule, Md4, Objective, Precision, Schedule};
 use md4_data::PrepareOptions;
-use md4_eval::{DataProtocol, EvalConfig, ImageGrid, evaluate, tokens_sha256};
+use md4_eval::{DataProtocol, EvalConfig, ImageGrid, SamplingProtocol, evaluate, tokens_sha256};
 use md4_models::{ImageShape, ModelConfig};
 use md4_train::config::deep_merge;
 use md4_train::{Batches, LoadedRun, TrainConfig, Trainer};
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
@@ -405,6 +413,48 @@ pub fn sample_images(
         argmax_filled: out.argmax_filled,
         wall_seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Where one set of sample images goes and what its card says.
+#[derive(Clone, Debug)]
+pub struct SampleOutput<'a> {
+    /// The card's item (`MD4 (linear) samples`).
+    pub item: String,
+    /// `samples/<png>.png`, `cards/<card>.yaml`.
+    pub png: String,
+    pub card: String,
+    /// How the card's note names the picture (`samples/<row>.png`).
+    pub png_label: String,
+    pub run_dir: &'a Path,
+}
+
+/// Draw `n_samples` images from `loaded` with `sampler` (torch seeded with `seed`), write them
+/// as a lossless grid and their card with the sampling protocol; returns the samples and the
+/// two paths.
+pub fn write_samples(
+    ctx: &ArtifactContext,
+    loaded: &LoadedRun,
+    sampler: &SamplerConfig,
+    (n_samples, seed): (i64, i64),
+    out: SampleOutput,
+) -> Result<(ImageSamples, [PathBuf; 2])> {
+    let samples = sample_images(loaded, n_samples, sampler, seed, ctx.device)?;
+    let png = ctx.dir.file(&format!("samples/{}.png", out.png));
+    samples.grid.write_png(&png)?;
+    let mut card = ctx.card(&out.item, samples.wall_seconds);
+    let schedule = crate::suite::schedule_label(&loaded.cfg);
+    card.sampling =
+        Some(SamplingProtocol::new(&schedule, sampler, n_samples as usize, seed, samples.network_calls));
+    card.notes = vec![
+        format!("run directory: {} (step {})", out.run_dir.display(), loaded.step),
+        format!("positions still masked after the last step, filled by argmax: {}", samples.argmax_filled),
+        format!(
+            "{} is a lossless 8-bit grid (1-pixel black gutters); its pixels are the sampled tokens",
+            out.png_label
+        ),
+    ];
+    let card_path = ctx.write_card(&card, &format!("cards/{}.yaml", out.card))?;
+    Ok((samples, [png, card_path]))
 }
 
 /// `SamplerConfig` of a grid spec (no top-p: the paper samples without truncation).
