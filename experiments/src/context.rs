@@ -54,13 +54,31 @@ pub fn main<A: clap::Args>(
     use clap::{CommandFactory, FromArgMatches};
     let matches = Cli::<A>::command().about(about).get_matches();
     let cli = Cli::<A>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    match ArtifactContext::start(artifact, &cli.common).and_then(|ctx| body(&ctx, &cli.extra)) {
+    match single_process(artifact)
+        .and_then(|()| ArtifactContext::start(artifact, &cli.common))
+        .and_then(|ctx| body(&ctx, &cli.extra))
+    {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e:?}");
             ExitCode::from(md4_train::guard::exit_code(&e) as u8)
         }
     }
+}
+
+/// Artifacts run in one process: started as one of several ranks (torchrun, `md4 launch`,
+/// SLURM), every rank would train the same rows and write the same files.
+fn single_process(artifact: &str) -> Result<()> {
+    if let Some(env) = md4_dist::DistEnv::from_env()?.filter(|e| e.world_size > 1) {
+        anyhow::bail!(
+            "{artifact} runs in one process, but this is rank {} of {} ({}); start it without a launcher \
+             (`md4 launch` / torchrun are for `md4 train` and `md4 eval`)",
+            env.rank,
+            env.world_size,
+            env.launcher
+        );
+    }
+    Ok(())
 }
 
 /// One artifact run: its record, device, scale and output directory.
