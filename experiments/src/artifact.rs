@@ -153,7 +153,7 @@ impl Run {
             ended: provenance::utc_timestamp(SystemTime::now()),
             wall_seconds: self.elapsed(),
             device: md4_torch::describe(device),
-            libtorch: provenance::libtorch_version(),
+            libtorch: md4_torch::libtorch_version(),
             outputs: outputs
                 .iter()
                 .map(|p| p.strip_prefix(&dir.path).unwrap_or(p).display().to_string())

@@ -172,7 +172,7 @@ impl Environment {
             command_line: provenance::command_line(),
             device: md4_torch::describe(device),
             precision: md4_models::compute::recorded(),
-            libtorch: provenance::libtorch_version(),
+            libtorch: md4_torch::libtorch_version(),
             // The workspace pins tch =0.24.0 (Cargo.toml); tch exposes no version constant.
             tch: "0.24.0".into(),
             wall_seconds,

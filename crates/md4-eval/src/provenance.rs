@@ -36,23 +36,6 @@ pub fn command_line() -> String {
         .join(" ")
 }
 
-/// The libtorch version from `$LIBTORCH/version.py` (the torch wheel), looked up at run time
-/// and then at the build's `LIBTORCH`; "unknown" if neither is readable.
-pub fn libtorch_version() -> String {
-    let candidates = [std::env::var("LIBTORCH").ok(), option_env!("LIBTORCH").map(String::from)];
-    candidates
-        .into_iter()
-        .flatten()
-        .find_map(|dir| {
-            let text = std::fs::read_to_string(Path::new(&dir).join("version.py")).ok()?;
-            text.lines().find_map(|line| {
-                let rest = line.strip_prefix("__version__")?.trim_start().strip_prefix('=')?;
-                Some(rest.trim().trim_matches(['\'', '"']).to_string())
-            })
-        })
-        .unwrap_or_else(|| "unknown".into())
-}
-
 /// An RFC 3339 UTC timestamp, `2024-06-06T12:00:00Z`.
 pub fn utc_timestamp(time: SystemTime) -> String {
     let secs = time.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);

@@ -37,3 +37,24 @@ pub fn note_memory(device: Device) {
         cuda::note_memory(i);
     }
 }
+
+/// The version of the libtorch this process runs on (`2.11.0+cu130`), from the `version.py` of
+/// the torch install whose `libtorch_cpu.so` is mapped (else `$MD4_LIBTORCH` or `$LIBTORCH`,
+/// else the `LIBTORCH` of the build); "unknown" when none says.
+pub fn libtorch_version() -> String {
+    let mapped = cuda::libtorch_lib_dir().and_then(|lib| lib.parent().map(std::path::Path::to_path_buf));
+    let from_env = ["MD4_LIBTORCH", "LIBTORCH"].iter().filter_map(std::env::var_os).map(Into::into);
+    let built = option_env!("LIBTORCH").map(Into::into);
+    mapped
+        .into_iter()
+        .chain(from_env)
+        .chain(built)
+        .find_map(|dir: std::path::PathBuf| {
+            let text = std::fs::read_to_string(dir.join("version.py")).ok()?;
+            text.lines().find_map(|line| {
+                let rest = line.strip_prefix("__version__")?.trim_start().strip_prefix('=')?;
+                Some(rest.trim().trim_matches(['\'', '"']).to_string())
+            })
+        })
+        .unwrap_or_else(|| "unknown".into())
+}

@@ -401,7 +401,7 @@ fn main() -> Result<()> {
         "machine: {}, {} threads, libtorch {}; precision auto picks {}",
         hardware.describe(),
         tch::get_num_threads(),
-        md4_train::metrics::libtorch_version(),
+        md4_torch::libtorch_version(),
         auto.dtype.name()
     );
     println!(

@@ -244,7 +244,7 @@ fn main() -> Result<()> {
         "machine: {}, {} cores available, libtorch {}, Gloo over 127.0.0.1 (T = {n})",
         hw.describe(),
         n,
-        md4_train::metrics::libtorch_version()
+        md4_torch::libtorch_version()
     );
     println!("\n| configuration | ms per update | tokens/s | vs 1 process × 1 thread |");
     println!("| --- | ---: | ---: | ---: |");

@@ -15,7 +15,6 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use md4_core::MaskingSchedule;
-use md4_core::baselines::D3pmConfig;
 use md4_models::{ComputePrecision, ModelConfig, PrecisionChoice};
 use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
@@ -63,11 +62,6 @@ impl ObjectiveConfig {
             Self::Sedd { .. } => "sedd",
             Self::Campbell { .. } => "campbell",
         }
-    }
-
-    /// D3PM's knobs as md4-core's struct.
-    pub fn d3pm_config(steps: i64, aux_weight: f64) -> D3pmConfig {
-        D3pmConfig { steps, aux_weight }
     }
 }
 

@@ -164,21 +164,6 @@ pub fn git_commit() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// The libtorch version from `$LIBTORCH/version.py` (run time, then build time), or "unknown".
-pub fn libtorch_version() -> String {
-    [std::env::var("LIBTORCH").ok(), option_env!("LIBTORCH").map(String::from)]
-        .into_iter()
-        .flatten()
-        .find_map(|dir| {
-            let text = fs::read_to_string(Path::new(&dir).join("version.py")).ok()?;
-            text.lines().find_map(|line| {
-                let rest = line.strip_prefix("__version__")?.trim_start().strip_prefix('=')?;
-                Some(rest.trim().trim_matches(['\'', '"']).to_string())
-            })
-        })
-        .unwrap_or_else(|| "unknown".into())
-}
-
 /// A device in words (`cpu`, `cuda:0`).
 pub fn device_name(device: Device) -> String {
     match device {

@@ -259,7 +259,7 @@ fn record_session(
             model_parameters: cfg.model.param_count(),
             data: data.description.clone(),
             tch_version: TCH_VERSION.to_string(),
-            libtorch_version: metrics::libtorch_version(),
+            libtorch_version: md4_torch::libtorch_version(),
             md4_version: env!("CARGO_PKG_VERSION").to_string(),
             sessions: vec![],
         }
