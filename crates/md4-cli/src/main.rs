@@ -191,7 +191,7 @@ fn resolve_train_config(a: &TrainArgs) -> Result<RunConfig> {
         sets.push(format!("train.precision={}", p.name()));
     }
     if let Some(spec) = &a.data {
-        let data = DataConfig::parse_spec(spec, a.vocab, a.holdout)?;
+        let data = data_spec(spec, a.vocab, a.holdout)?;
         let vocab = data.known_vocab().expect("local data has a known vocabulary");
         sets.push(format!("data={}", serde_json::to_string(&data)?));
         sets.push(format!("model.vocab_size={vocab}"));
@@ -302,4 +302,36 @@ fn data(a: DataArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// `--data KIND:PATH` (with `--vocab` and `--holdout`) as a data config.
+fn data_spec(spec: &str, vocab: Option<u32>, holdout: f64) -> Result<DataConfig> {
+    let (kind, path) = spec
+        .split_once(':')
+        .with_context(|| format!("data spec '{spec}' must look like text:PATH, bpe:PATH or tokens:PATH"))?;
+    let path = PathBuf::from(path);
+    match (kind, vocab) {
+        ("text", None) => Ok(DataConfig::Text { path, holdout }),
+        ("bpe", None) => Ok(DataConfig::Bpe { path, holdout }),
+        ("tokens", Some(vocab)) => Ok(DataConfig::Tokens { path, vocab, holdout }),
+        ("tokens", None) => bail!("tokens:PATH needs --vocab V"),
+        ("text" | "bpe", Some(_)) => bail!("--vocab applies only to tokens:PATH"),
+        _ => bail!("unknown data kind '{kind}' in '{spec}' (expected text, bpe or tokens)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_specs_parse() {
+        assert_eq!(
+            data_spec("tokens:/a/b.bin", Some(300), 0.05).unwrap(),
+            DataConfig::Tokens { path: "/a/b.bin".into(), vocab: 300, holdout: 0.05 }
+        );
+        assert!(data_spec("tokens:/a", None, 0.0).is_err());
+        assert!(data_spec("csv:/a", None, 0.0).is_err());
+        assert!(matches!(data_spec("bpe:x.txt", None, 0.0).unwrap(), DataConfig::Bpe { .. }));
+    }
 }

@@ -93,22 +93,6 @@ pub enum DataConfig {
 }
 
 impl DataConfig {
-    /// Parse the command line's `text:PATH`, `bpe:PATH` or `tokens:PATH` (with `vocab`).
-    pub fn parse_spec(spec: &str, vocab: Option<u32>, holdout: f64) -> Result<Self> {
-        let (kind, path) = spec.split_once(':').with_context(|| {
-            format!("data spec '{spec}' must look like text:PATH, bpe:PATH or tokens:PATH")
-        })?;
-        let path = PathBuf::from(path);
-        match (kind, vocab) {
-            ("text", None) => Ok(Self::Text { path, holdout }),
-            ("bpe", None) => Ok(Self::Bpe { path, holdout }),
-            ("tokens", Some(vocab)) => Ok(Self::Tokens { path, vocab, holdout }),
-            ("tokens", None) => bail!("tokens:PATH needs --vocab V"),
-            ("text" | "bpe", Some(_)) => bail!("--vocab applies only to tokens:PATH"),
-            _ => bail!("unknown data kind '{kind}' in '{spec}' (expected text, bpe or tokens)"),
-        }
-    }
-
     /// The sub-vocabulary the tokens are re-spelt in, if any.
     pub fn sub_vocab(&self) -> Option<&md4_data::SubVocabSpec> {
         match self {
@@ -461,16 +445,5 @@ train:
             RunConfig::from_yaml_with(BASE, &[bad, "model.vocab_size=4096".into()]).unwrap_err()
         );
         assert!(err.contains("form"), "{err}");
-    }
-
-    #[test]
-    fn data_specs_parse() {
-        assert_eq!(
-            DataConfig::parse_spec("tokens:/a/b.bin", Some(300), 0.05).unwrap(),
-            DataConfig::Tokens { path: "/a/b.bin".into(), vocab: 300, holdout: 0.05 }
-        );
-        assert!(DataConfig::parse_spec("tokens:/a", None, 0.0).is_err());
-        assert!(DataConfig::parse_spec("csv:/a", None, 0.0).is_err());
-        assert!(matches!(DataConfig::parse_spec("bpe:x.txt", None, 0.0).unwrap(), DataConfig::Bpe { .. }));
     }
 }
