@@ -8,6 +8,7 @@
 use crate::context::ArtifactContext;
 use crate::suite::{self, EvalSpec};
 use anyhow::{Context, Result, bail};
+use md4_core::sampler::SampleRequest;
 use md4_core::{Grid, Precision, SamplerConfig};
 use md4_eval::{LinePlot, SamplingProtocol, Series};
 use md4_models::{Gpt2, Gpt2Config};
@@ -177,9 +178,21 @@ pub fn fig8(ctx: &ArtifactContext) -> Result<()> {
             let clock = Instant::now();
             let out = tch::no_grad(|| {
                 if spec.cached {
-                    model.trained.sample_cached(cfg.samples, cfg.seq_len, None, &sampler, device)
+                    model.trained.sample_cached(&SampleRequest {
+                        batch: cfg.samples,
+                        seq_len: cfg.seq_len,
+                        cond: None,
+                        sampler: &sampler,
+                        device,
+                    })
                 } else {
-                    model.trained.sample(cfg.samples, cfg.seq_len, None, &sampler, device)
+                    model.trained.sample(&SampleRequest {
+                        batch: cfg.samples,
+                        seq_len: cfg.seq_len,
+                        cond: None,
+                        sampler: &sampler,
+                        device,
+                    })
                 }
             });
             let wall = clock.elapsed().as_secs_f64();

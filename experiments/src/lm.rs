@@ -6,7 +6,7 @@
 use crate::context::ArtifactContext;
 use crate::suite;
 use anyhow::{Result, anyhow};
-use md4_core::sampler::Conditioning;
+use md4_core::sampler::{Conditioning, SampleRequest};
 use md4_core::{Grid, Precision, SamplerConfig};
 use md4_eval::{LinePlot, Series};
 use std::fmt::Write as _;
@@ -95,7 +95,15 @@ pub fn infill(ctx: &ArtifactContext, num: i64) -> Result<()> {
             let sampler = SamplerConfig { steps: seq_len, grid, precision, top_p: None };
             tch::manual_seed(p as i64);
             let clock = Instant::now();
-            let out = tch::no_grad(|| model.trained.sample(num, seq_len, Some(&cond), &sampler, device));
+            let out = tch::no_grad(|| {
+                model.trained.sample(&SampleRequest {
+                    batch: num,
+                    seq_len,
+                    cond: Some(&cond),
+                    sampler: &sampler,
+                    device,
+                })
+            });
             let wall = clock.elapsed().as_secs_f64();
             let nats = model
                 .trained

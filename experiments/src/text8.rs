@@ -7,6 +7,7 @@ use crate::context::ArtifactContext;
 use crate::figures;
 use crate::suite::{self, Estimator, RowReport, RowSpec, SuiteConfig};
 use anyhow::{Result, bail};
+use md4_core::sampler::SampleRequest;
 use md4_core::{Grid, MaskingSchedule, Precision, SamplerConfig};
 use md4_eval::table::Table;
 use md4_eval::{BarChart, Bound, LinePlot, SamplingProtocol, Series, TokenGrid, Unit};
@@ -143,7 +144,13 @@ pub fn fig2(ctx: &ArtifactContext, steps: i64, seed: i64) -> Result<()> {
     let (suite, row, _, loaded) = table2_row(ctx, "md4-linear")?;
     let sampler = SamplerConfig { steps, grid: Grid::Cosine, precision: Precision::F32Gumbel, top_p: None };
     tch::manual_seed(seed);
-    let out = loaded.trained.sample(1, suite.eval.seq_len, None, &sampler, ctx.device);
+    let out = loaded.trained.sample(&SampleRequest {
+        batch: 1,
+        seq_len: suite.eval.seq_len,
+        cond: None,
+        sampler: &sampler,
+        device: ctx.device,
+    });
     let tokens: Vec<u8> =
         Vec::<i64>::try_from(out.tokens.squeeze_dim(0))?.into_iter().map(|t| t as u8).collect();
     let text = md4_data::text8_decode(&tokens);

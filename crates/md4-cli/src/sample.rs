@@ -5,7 +5,7 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
-use md4_core::sampler::{Conditioning, Grid, SamplerConfig};
+use md4_core::sampler::{Conditioning, Grid, SampleRequest, SamplerConfig};
 use md4_core::{Precision, Vocab};
 use md4_models::ModelConfig;
 use md4_train::load_run_with;
@@ -167,9 +167,21 @@ pub fn run(a: SampleArgs) -> Result<()> {
     tch::manual_seed(a.seed);
     let start = Instant::now();
     let out = if a.cached {
-        loaded.trained.sample_cached(a.num, seq_len, cond.as_ref(), &sampler, device)
+        loaded.trained.sample_cached(&SampleRequest {
+            batch: a.num,
+            seq_len,
+            cond: cond.as_ref(),
+            sampler: &sampler,
+            device,
+        })
     } else {
-        loaded.trained.sample(a.num, seq_len, cond.as_ref(), &sampler, device)
+        loaded.trained.sample(&SampleRequest {
+            batch: a.num,
+            seq_len,
+            cond: cond.as_ref(),
+            sampler: &sampler,
+            device,
+        })
     };
     let wall = start.elapsed().as_secs_f64();
     // The infilled span's likelihood bound, −log p(span | context), 8 antithetic passes.

@@ -9,12 +9,10 @@
 use crate::config::{ObjectiveConfig, RunConfig};
 use anyhow::Result;
 use md4_core::baselines::{Campbell, D3pm, D3pmConfig, Sedd};
-use md4_core::sampler::{
-    Conditioning, SampleOutput, SampleRequest, SamplerConfig, ancestral_sample, genmd4_sample,
-};
+use md4_core::sampler::{SampleOutput, SampleRequest, ancestral_sample, genmd4_sample};
 use md4_core::{GenMd4, GenMd4Schedule, Md4, Objective, Schedule, Vocab};
 use md4_models::{ArObjective, ComputePrecision, Network, PrecisionChoice};
-use tch::{Device, Kind, Tensor, nn};
+use tch::{Kind, Tensor, nn};
 
 /// A network together with the loss that trains it.
 #[derive(Debug)]
@@ -110,28 +108,20 @@ impl Trained {
     /// Draw `batch` sequences of `seq_len` tokens (EMA weights must already be loaded).
     /// Diffusion models use the ancestral sampler of spec §5 (GenMD4 its per-token variant);
     /// the AR baseline samples left to right with one network call per token. Positions fixed
-    /// by `cond` are kept.
+    /// by the request's conditioning are kept.
     ///
     /// # Shapes
     /// → tokens `[batch, seq_len]` int64 on `device`.
-    pub fn sample(
-        &self,
-        batch: i64,
-        seq_len: i64,
-        cond: Option<&Conditioning>,
-        cfg: &SamplerConfig,
-        device: Device,
-    ) -> SampleOutput {
-        let request = SampleRequest { batch, seq_len, cond, sampler: cfg, device };
+    pub fn sample(&self, request: &SampleRequest) -> SampleOutput {
         match self {
             Self::GenMd4(o) => {
                 let w = tch::no_grad(|| o.schedule.w());
-                genmd4_sample(&o.denoiser, &w, o.schedule.vocab, &request)
+                genmd4_sample(&o.denoiser, &w, o.schedule.vocab, request)
             }
-            Self::Ar(o) => ar_sample(o, &request),
+            Self::Ar(o) => ar_sample(o, request),
             _ => {
                 let (net, schedule, vocab) = self.scalar_diffusion().expect("a scalar-schedule model");
-                ancestral_sample(net, &schedule, vocab, &request)
+                ancestral_sample(net, &schedule, vocab, request)
             }
         }
     }
@@ -141,20 +131,12 @@ impl Trained {
     /// [`Trained::sample`] with the cached ancestral sampler for scalar-schedule diffusion
     /// models (the network call is skipped when no token changed and the denoiser ignores t;
     /// identical samples, fewer calls). GenMD4 and the AR baseline sample as usual.
-    pub fn sample_cached(
-        &self,
-        batch: i64,
-        seq_len: i64,
-        cond: Option<&Conditioning>,
-        cfg: &SamplerConfig,
-        device: Device,
-    ) -> SampleOutput {
+    pub fn sample_cached(&self, request: &SampleRequest) -> SampleOutput {
         match self.scalar_diffusion() {
             Some((net, schedule, vocab)) => {
-                let request = SampleRequest { batch, seq_len, cond, sampler: cfg, device };
-                md4_core::sampler::cached_ancestral_sample(net, &schedule, vocab, &request)
+                md4_core::sampler::cached_ancestral_sample(net, &schedule, vocab, request)
             }
-            None => self.sample(batch, seq_len, cond, cfg, device),
+            None => self.sample(request),
         }
     }
 }

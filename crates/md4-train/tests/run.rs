@@ -2,6 +2,7 @@
 //! every objective arm builds and trains, GenMD4's exponents live in the checkpoint and are
 //! optimised, and a loaded run carries the EMA weights.
 
+use md4_core::sampler::SampleRequest;
 use md4_train::checkpoint::{list_checkpoints, read_checkpoint};
 use md4_train::run::checkpoint_dir;
 use md4_train::{RunConfig, TrainOptions, load_run, train};
@@ -118,7 +119,13 @@ fn a_loaded_run_holds_the_ema_weights() {
     // Sampling from the loaded run gives tokens of the vocabulary.
     let cfg = md4_core::SamplerConfig::paper_text();
     let cfg = md4_core::SamplerConfig { steps: 4, ..cfg };
-    let out = loaded.trained.sample(2, 16, None, &cfg, Device::Cpu);
+    let out = loaded.trained.sample(&SampleRequest {
+        batch: 2,
+        seq_len: 16,
+        cond: None,
+        sampler: &cfg,
+        device: Device::Cpu,
+    });
     assert_eq!(out.tokens.size(), vec![2, 16]);
     let max = out.tokens.max().int64_value(&[]);
     assert!((0..27).contains(&max));

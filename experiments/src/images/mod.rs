@@ -18,7 +18,7 @@ pub use table3::table3;
 use crate::context::ArtifactContext;
 use crate::suite::{EvalSpec, SuiteConfig};
 use anyhow::{Context, Result, bail, ensure};
-use md4_core::sampler::{Grid, SamplerConfig};
+use md4_core::sampler::{Grid, SampleRequest, SamplerConfig};
 use md4_core::{MaskingSchedule, Md4, Objective, Precision, Schedule};
 use md4_data::PrepareOptions;
 use md4_eval::{DataProtocol, EvalConfig, ImageGrid, SamplingProtocol, evaluate, tokens_sha256};
@@ -404,7 +404,13 @@ pub fn sample_images(
     let shape = image_shape(&loaded.cfg.model).context("sampling images needs an image network")?;
     let started = Instant::now();
     tch::manual_seed(seed);
-    let out = loaded.trained.sample(n_samples, shape.tokens(), None, sampler, device);
+    let out = loaded.trained.sample(&SampleRequest {
+        batch: n_samples,
+        seq_len: shape.tokens(),
+        cond: None,
+        sampler,
+        device,
+    });
     let tokens: Vec<i64> = Vec::try_from(out.tokens.to_device(Device::Cpu).view([-1]))?;
     let grid = ImageGrid::new(&tokens, shape.height as usize, shape.width as usize, shape.channels as usize)?;
     Ok(ImageSamples {
