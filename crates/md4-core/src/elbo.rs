@@ -70,11 +70,29 @@ pub fn continuous_nelbo(
     vocab: Vocab,
     train: bool,
 ) -> Tensor {
+    let (t, s) = weighted_input(denoiser, x0, None, t, schedule, vocab, train);
+    schedule.weight_t(&t) * s + reconstruction_nats(schedule, x0.size()[1], vocab)
+}
+
+/// The float32 times and the summed log-likelihood of x0 at the masked positions of z_t ~
+/// q(z_t | x0) (only `free` positions masked when given): what both continuous bounds weight.
+fn weighted_input(
+    denoiser: &impl Denoiser,
+    x0: &Tensor,
+    free: Option<&Tensor>,
+    t: &Tensor,
+    schedule: &Schedule,
+    vocab: Vocab,
+    train: bool,
+) -> (Tensor, Tensor) {
     let t = t.to_kind(Kind::Float);
     let alpha = schedule.alpha_t(&t);
-    let zt = mask_tokens(x0, &alpha.unsqueeze(1), vocab);
+    let mut zt = mask_tokens(x0, &alpha.unsqueeze(1), vocab);
+    if let Some(free) = free {
+        zt = zt.where_self(free, x0);
+    }
     let s = denoiser.masked_log_likelihood(&zt, &t, x0, vocab, train);
-    schedule.weight_t(&t) * s + reconstruction_nats(schedule, x0.size()[1], vocab)
+    (t, s)
 }
 
 /// Continuous-time negative ELBO of the `free` positions given the others (infilling and
@@ -94,10 +112,7 @@ pub fn conditional_nelbo(
     vocab: Vocab,
     train: bool,
 ) -> Tensor {
-    let t = t.to_kind(Kind::Float);
-    let alpha = schedule.alpha_t(&t);
-    let zt = mask_tokens(x0, &alpha.unsqueeze(1), vocab).where_self(free, x0);
-    let s = denoiser.masked_log_likelihood(&zt, &t, x0, vocab, train);
+    let (t, s) = weighted_input(denoiser, x0, Some(free), t, schedule, vocab, train);
     let n_free = free.sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
     schedule.weight_t(&t) * s + n_free * (schedule.one_minus_alpha(0.0) * (vocab.size() as f64).ln())
 }
