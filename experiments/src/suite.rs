@@ -467,7 +467,7 @@ pub fn likelihood_table(ctx: &ArtifactContext, spec: &LikelihoodTable, only: &[S
                 note: format!(
                     "{}; {:.2}M params; {} steps × {}",
                     bound_label(&bound),
-                    loaded.cfg.model.param_count() as f64 / 1e6,
+                    loaded.parameters() as f64 / 1e6,
                     loaded.step,
                     loaded.cfg.train.batch
                 ),

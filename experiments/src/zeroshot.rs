@@ -363,7 +363,7 @@ pub fn table1(ctx: &ArtifactContext) -> Result<()> {
         let notes = format!(
             "{}; {:.2}M params; {} steps × {}",
             suite::bound_label(&bound),
-            loaded.cfg.model.param_count() as f64 / 1e6,
+            loaded.parameters() as f64 / 1e6,
             loaded.step,
             loaded.cfg.train.batch
         );

@@ -200,16 +200,9 @@ pub fn train(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Result<Tra
     trainer.sync_from_main()?;
     let mut log = MetricsLog::discard();
     if main {
-        record_session(
-            run_dir,
-            cfg,
-            &config_sha256,
-            &data,
-            from_step,
-            opts.device,
-            &precision,
-            group.size(),
-        )?;
+        let mut session = metrics::session(from_step, opts.device, &precision);
+        session.world_size = group.size();
+        record_session(run_dir, cfg, &config_sha256, &data, session, trainable_parameters(&vs))?;
         log = MetricsLog::open(&run_dir.join("metrics.jsonl"), from_step)?;
         // Which arithmetic the following lines come from (a resumed run may change machine).
         log.append(&serde_json::json!({
@@ -243,10 +236,8 @@ fn record_session(
     cfg: &RunConfig,
     config_sha256: &str,
     data: &Data,
-    from_step: i64,
-    device: Device,
-    precision: &PrecisionChoice,
-    world_size: usize,
+    session: metrics::Session,
+    parameters: i64,
 ) -> Result<()> {
     let path = run_dir.join("run.json");
     let mut record = if path.exists() {
@@ -256,7 +247,7 @@ fn record_session(
             seed: cfg.train.seed,
             config_sha256: config_sha256.to_string(),
             objective: cfg.objective.name().to_string(),
-            model_parameters: cfg.model.param_count(),
+            model_parameters: parameters,
             data: data.description.clone(),
             tch_version: TCH_VERSION.to_string(),
             libtorch_version: md4_torch::libtorch_version(),
@@ -264,8 +255,6 @@ fn record_session(
             sessions: vec![],
         }
     };
-    let mut session = metrics::session(from_step, device, precision);
-    session.world_size = world_size;
     record.sessions.push(session);
     record.write(&path)
 }
@@ -298,6 +287,20 @@ pub struct LoadedRun {
     /// The arithmetic the network was built in, and why.
     pub precision: PrecisionChoice,
     pub checkpoint: PathBuf,
+}
+
+/// Trainable parameters of the networks in `vs` (GenMD4's schedule included): the one count
+/// that run records and table notes print, whatever network the objective built (the AR
+/// baseline builds the time-independent variant of its transformer).
+pub fn trainable_parameters(vs: &VarStore) -> i64 {
+    vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+}
+
+impl LoadedRun {
+    /// [`trainable_parameters`] of the loaded networks.
+    pub fn parameters(&self) -> i64 {
+        trainable_parameters(&self.vs)
+    }
 }
 
 /// Rebuild the model of `run_dir` on `device` in the run's own `train.precision` and load

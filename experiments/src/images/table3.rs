@@ -58,7 +58,7 @@ pub fn table3(ctx: &ArtifactContext, only: &[String], checks: bool) -> Result<()
                 }
                 None => None,
             };
-            let params = parameters(&loaded);
+            let params = loaded.parameters();
             let (row_scored, card) = suite::report_row(
                 ctx,
                 &data,
@@ -143,15 +143,6 @@ pub fn table3(ctx: &ArtifactContext, only: &[String], checks: bool) -> Result<()
     suite::finish_table(ctx, &table, Some(curves), data, notes, outputs)?;
     println!("table3 ({scale}) written to {}", ctx.dir.path.display());
     Ok(())
-}
-
-/// Parameters of the network behind a row: an AR row counts its time-independent variant (the
-/// network it trains), every other row its configured network.
-fn parameters(loaded: &LoadedRun) -> i64 {
-    match (&loaded.cfg.model, loaded.trained.is_exact()) {
-        (md4_models::ModelConfig::Transformer(t), true) => t.ar_variant().param_count(),
-        (model, _) => model.param_count(),
-    }
 }
 
 /// Campbell et al.'s estimator is unbiased for the same bound as MD4's but noisier (one unmasked
