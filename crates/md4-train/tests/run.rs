@@ -68,7 +68,21 @@ fn every_objective_trains_a_tiny_transformer() {
         let loss = summary.last_loss_bits.unwrap();
         assert!(loss.is_finite() && loss > 0.0, "{objective}: {loss}");
         assert!(summary.last_validation.is_some(), "{objective}");
+        // One parameter count: the networks the objective built, as the run record and the
+        // table notes print it; for the AR baseline that is the time-independent transformer.
+        let loaded = md4_train::load_run(&run_dir, Device::Cpu).unwrap();
+        let md4_models::ModelConfig::Transformer(t) = &loaded.cfg.model else { unreachable!() };
+        let expected =
+            if objective == "{ kind: ar }" { t.ar_variant().param_count() } else { t.param_count() };
+        assert_eq!(loaded.parameters(), expected, "{objective}");
+        let record = md4_train::RunRecord::read(&run_dir.join("run.json")).unwrap();
+        assert_eq!(record.model_parameters, expected, "{objective}");
     }
+    // The AR variant really is smaller: a count that ignored the objective would be wrong.
+    let md4_models::ModelConfig::Transformer(t) = &config(&corpus, "{ kind: ar }").model else {
+        unreachable!()
+    };
+    assert!(t.ar_variant().param_count() < t.param_count());
 }
 
 #[test]
