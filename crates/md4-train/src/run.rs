@@ -122,7 +122,6 @@ pub fn train(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Result<Tra
     let ckpt_dir = checkpoint_dir(run_dir);
     let data_opts = DataOptions { offline: opts.offline, progress, local_cache: opts.local_cache.clone() };
     let mut _lock = None;
-    let mut data = None;
     if main {
         fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
         _lock = Some(RunLock::acquire(run_dir)?);
@@ -134,10 +133,8 @@ pub fn train(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Result<Tra
                 ckpt_dir.display()
             );
         }
-        // Prepared once, here, before the other ranks open it.
-        data = Some(Data::open(&cfg.data, cfg.train.seq_len, &data_opts)?);
     }
-    group.barrier().context("waiting for rank 0 to prepare the run directory and the data")?;
+    group.barrier().context("waiting for rank 0 to prepare the run directory")?;
     if !main {
         pin_config(run_dir, cfg).with_context(|| format!("rank {}", group.rank()))?;
     }
@@ -161,7 +158,10 @@ pub fn train(cfg: &RunConfig, run_dir: &Path, opts: &TrainOptions) -> Result<Tra
             });
         }
     }
-    let data = match data {
+    // Rank 0 prepares the data (download, tokenisation) once; the others open what it wrote.
+    let prepared = if main { Some(Data::open(&cfg.data, cfg.train.seq_len, &data_opts)?) } else { None };
+    group.barrier().context("waiting for rank 0 to prepare the data")?;
+    let data = match prepared {
         Some(d) => d,
         None => Data::open(&cfg.data, cfg.train.seq_len, &DataOptions { offline: true, ..data_opts })?,
     };
