@@ -227,17 +227,12 @@ pub fn finish_matrix(
     Ok(())
 }
 
-/// `WikiText2 (proxy)` → `wikitext2-proxy`: a column's name in table1's card file names.
+/// `WikiText2 (proxy)` → `wikitext2-proxy`: a column's name in card file names (lower case,
+/// every run of other characters one `-`).
 pub fn column_slug(name: &str) -> String {
-    column_slug_uncollapsed(name).split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-")
-}
-
-/// `WikiText2 (proxy)` → `wikitext2--proxy`: table7's spelling, one `-` per other character,
-/// kept because its committed cards carry these names.
-pub fn column_slug_uncollapsed(name: &str) -> String {
     let s: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
-    s.trim_matches('-').to_string()
+    s.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-")
 }
 
 /// What the cards of one matrix row say: the row's label, the file stem of each column's card
@@ -400,7 +395,7 @@ pub fn table7(ctx: &ArtifactContext, steps: &[i64]) -> Result<()> {
     for (label, stem, estimator) in estimators {
         let cards = RowCards {
             label: &label,
-            stem: &|column| format!("{stem}-{}", column_slug_uncollapsed(column)),
+            stem: &|column| format!("{stem}-{}", column_slug(column)),
             notes: suite::run_notes(&run_dir, &loaded),
         };
         let (cells, row_results, cards) = score_columns(ctx, &loaded, &zs.columns, estimator, &cards)?;
@@ -420,4 +415,17 @@ pub fn table7(ctx: &ArtifactContext, steps: &[i64]) -> Result<()> {
         "expected: continuous ≤ T=10000 ≤ T=1000 ≤ T=100 in expectation; judge it on the paired Δ".into(),
     ];
     zs.finish(ctx, matrix, (&results, reference), notes, outputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::column_slug;
+
+    #[test]
+    fn column_slugs_have_one_dash_per_run_of_other_characters() {
+        assert_eq!(column_slug("WikiText2 (proxy)"), "wikitext2-proxy");
+        assert_eq!(column_slug("Wikipedia (WikiText-style proxy)"), "wikipedia-wikitext-style-proxy");
+        assert_eq!(column_slug("English mix (held-out)"), "english-mix-held-out");
+        assert_eq!(column_slug("PTB"), "ptb");
+    }
 }

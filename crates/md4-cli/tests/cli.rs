@@ -204,22 +204,13 @@ fn train_resume_eval_sample_on_own_text() {
         serde_json::from_str(&text(&out).0).unwrap_or_else(|_| panic!("{}", text(&out).1));
     assert_eq!((v["bound"].as_str(), v["n_sequences"].as_u64()), (Some("finite-T"), Some(4)));
 
-    let out = md4(
-        &[
-            "sample",
-            "--run-dir",
-            "run",
-            "--steps",
-            "8",
-            "--num",
-            "3",
-            "--prompt",
-            "the cat",
-            "--out",
-            "s.txt",
-        ],
-        d,
-    );
+    // Sampling 8 steps from the run, with the given prompt and options.
+    let sample = |extra: &[&str]| {
+        let mut args = vec!["sample", "--run-dir", "run", "--steps", "8", "--prompt", "the cat"];
+        args.extend(extra);
+        md4(&args, d)
+    };
+    let out = sample(&["--num", "3", "--out", "s.txt"]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("network calls"), "{stdout}");
@@ -237,24 +228,7 @@ fn train_resume_eval_sample_on_own_text() {
     assert!((8..=9).contains(&calls), "{record}");
 
     // Infilling: prefix and suffix kept, the span between them generated and scored.
-    let out = md4(
-        &[
-            "sample",
-            "--run-dir",
-            "run",
-            "--steps",
-            "8",
-            "--num",
-            "2",
-            "--prompt",
-            "the cat",
-            "--suffix",
-            "sat down",
-            "--out",
-            "i.txt",
-        ],
-        d,
-    );
+    let out = sample(&["--num", "2", "--suffix", "sat down", "--out", "i.txt"]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("infilled 17 tokens per sample"), "{stdout}");

@@ -38,40 +38,29 @@ pub trait Denoiser {
     }
 }
 
-impl<D: Denoiser + ?Sized> Denoiser for &D {
-    fn logits(&self, zt: &Tensor, t: &Tensor, train: bool) -> Tensor {
-        (**self).logits(zt, t, train)
-    }
-    fn time_dependent(&self) -> bool {
-        (**self).time_dependent()
-    }
-    fn masked_log_likelihood(
-        &self,
-        zt: &Tensor,
-        t: &Tensor,
-        x0: &Tensor,
-        vocab: crate::Vocab,
-        train: bool,
-    ) -> Tensor {
-        (**self).masked_log_likelihood(zt, t, x0, vocab, train)
-    }
+/// References and boxes of a denoiser are denoisers (each method forwards, so a network's own
+/// `masked_log_likelihood` is kept).
+macro_rules! forward_denoiser {
+    ($($ptr:ty),*) => {$(
+        impl<D: Denoiser + ?Sized> Denoiser for $ptr {
+            fn logits(&self, zt: &Tensor, t: &Tensor, train: bool) -> Tensor {
+                (**self).logits(zt, t, train)
+            }
+            fn time_dependent(&self) -> bool {
+                (**self).time_dependent()
+            }
+            fn masked_log_likelihood(
+                &self,
+                zt: &Tensor,
+                t: &Tensor,
+                x0: &Tensor,
+                vocab: crate::Vocab,
+                train: bool,
+            ) -> Tensor {
+                (**self).masked_log_likelihood(zt, t, x0, vocab, train)
+            }
+        }
+    )*};
 }
 
-impl<D: Denoiser + ?Sized> Denoiser for Box<D> {
-    fn logits(&self, zt: &Tensor, t: &Tensor, train: bool) -> Tensor {
-        (**self).logits(zt, t, train)
-    }
-    fn time_dependent(&self) -> bool {
-        (**self).time_dependent()
-    }
-    fn masked_log_likelihood(
-        &self,
-        zt: &Tensor,
-        t: &Tensor,
-        x0: &Tensor,
-        vocab: crate::Vocab,
-        train: bool,
-    ) -> Tensor {
-        (**self).masked_log_likelihood(zt, t, x0, vocab, train)
-    }
-}
+forward_denoiser!(&D, Box<D>);

@@ -5,8 +5,8 @@
 
 use md4_core::categorical::{self, Precision, categorical_from_uniform, gumbel_argmax_from_uniform};
 use md4_core::sampler::{
-    Conditioning, Grid, SampleRequest, SamplerConfig, ancestral_sample, cached_ancestral_sample,
-    genmd4_sample, top_p_filter,
+    Conditioning, Grid, SampleOutput, SampleRequest, SamplerConfig, ancestral_sample,
+    cached_ancestral_sample, genmd4_sample, top_p_filter,
 };
 use md4_core::testing::{Oracle, chi_square, chi_square_critical_999, standard_oracle as oracle};
 use md4_core::{MaskingSchedule, Schedule, Vocab};
@@ -32,29 +32,24 @@ fn config(grid: Grid, precision: Precision) -> SamplerConfig {
     SamplerConfig { steps: 200, grid, precision, top_p: None }
 }
 
+/// [`SAMPLES`] sequences of 3 tokens from the oracle under the linear schedule, 200 steps.
+fn sample_oracle(o: &Oracle, cond: Option<&Conditioning>, grid: Grid, precision: Precision) -> SampleOutput {
+    let sampler = config(grid, precision);
+    let req = SampleRequest { batch: SAMPLES, seq_len: 3, cond, sampler: &sampler, device: Device::Cpu };
+    ancestral_sample(o, &Schedule::md4(MaskingSchedule::Linear), o.vocab, &req)
+}
+
 #[test]
 fn ancestral_samples_follow_p_on_both_grids_and_precisions() {
     let _rng = md4_core::testing::rng_lock();
     let o = oracle();
-    let schedule = Schedule::md4(MaskingSchedule::Linear);
     for (grid, precision) in [
         (Grid::Uniform, Precision::F32Gumbel),
         (Grid::Cosine, Precision::F32Gumbel),
         (Grid::Cosine, Precision::F64),
     ] {
         tch::manual_seed(11);
-        let out = ancestral_sample(
-            &o,
-            &schedule,
-            o.vocab,
-            &SampleRequest {
-                batch: SAMPLES,
-                seq_len: 3,
-                cond: None,
-                sampler: &config(grid, precision),
-                device: Device::Cpu,
-            },
-        );
+        let out = sample_oracle(&o, None, grid, precision);
         assert_eq!(out.tokens.lt(3).all().int64_value(&[]), 1, "no mask may remain");
         assert!(out.network_calls >= 200 && out.network_calls <= 201);
         let steps = out.reveal_step;
@@ -83,40 +78,21 @@ fn cached_sampler_is_exact_and_cheaper() {
     let schedule = Schedule::md4(MaskingSchedule::Linear);
     let cfg = SamplerConfig { steps: 1000, grid: Grid::Cosine, precision: Precision::F32Gumbel, top_p: None };
     let _rng = md4_core::testing::rng_lock();
+    let req = SampleRequest { batch: 16, seq_len: 3, cond: None, sampler: &cfg, device: Device::Cpu };
     tch::manual_seed(5);
-    let plain = ancestral_sample(
-        &o,
-        &schedule,
-        o.vocab,
-        &SampleRequest { batch: 16, seq_len: 3, cond: None, sampler: &cfg, device: Device::Cpu },
-    );
+    let plain = ancestral_sample(&o, &schedule, o.vocab, &req);
     tch::manual_seed(5);
-    let again = ancestral_sample(
-        &o,
-        &schedule,
-        o.vocab,
-        &SampleRequest { batch: 16, seq_len: 3, cond: None, sampler: &cfg, device: Device::Cpu },
-    );
+    let again = ancestral_sample(&o, &schedule, o.vocab, &req);
     assert!(plain.tokens.equal(&again.tokens), "sampling must be deterministic given the seed");
     tch::manual_seed(5);
-    let cached = cached_ancestral_sample(
-        &o,
-        &schedule,
-        o.vocab,
-        &SampleRequest { batch: 16, seq_len: 3, cond: None, sampler: &cfg, device: Device::Cpu },
-    );
+    let cached = cached_ancestral_sample(&o, &schedule, o.vocab, &req);
     assert!(plain.tokens.equal(&cached.tokens), "cached sampler must reproduce the samples exactly");
     assert!(plain.network_calls >= 1000);
     assert!(cached.network_calls <= 16 * 3 + 2, "cached sampler made {} calls", cached.network_calls);
     // A time-dependent denoiser is never cached.
     let timed = oracle().with_genmd4(&[1.0, 1.0, 1.0]);
     tch::manual_seed(5);
-    let out = cached_ancestral_sample(
-        &timed,
-        &schedule,
-        timed.vocab,
-        &SampleRequest { batch: 16, seq_len: 3, cond: None, sampler: &cfg, device: Device::Cpu },
-    );
+    let out = cached_ancestral_sample(&timed, &schedule, timed.vocab, &req);
     assert!(out.network_calls >= 1000);
 }
 
@@ -125,23 +101,11 @@ fn infilling_keeps_given_tokens_and_samples_the_conditional() {
     let _rng = md4_core::testing::rng_lock();
     tch::manual_seed(6);
     let o = oracle();
-    let schedule = Schedule::md4(MaskingSchedule::Linear);
     // Fix the middle token to 2; sample the other two.
     let tokens = Tensor::from_slice(&[0i64, 2, 0]).unsqueeze(0).repeat([SAMPLES, 1]);
     let fixed = Tensor::from_slice(&[false, true, false]).unsqueeze(0).repeat([SAMPLES, 1]);
     let cond = Conditioning { tokens, fixed };
-    let out = ancestral_sample(
-        &o,
-        &schedule,
-        o.vocab,
-        &SampleRequest {
-            batch: SAMPLES,
-            seq_len: 3,
-            cond: Some(&cond),
-            sampler: &config(Grid::Cosine, Precision::F64),
-            device: Device::Cpu,
-        },
-    );
+    let out = sample_oracle(&o, Some(&cond), Grid::Cosine, Precision::F64);
     assert_eq!(out.tokens.select(1, 1).eq(2).all().int64_value(&[]), 1, "a given token changed");
     assert_eq!(
         out.reveal_step.select(1, 1).eq(0).all().int64_value(&[]),

@@ -5,7 +5,7 @@
 
 use crate::store::Store;
 use anyhow::{Context, Result, anyhow, bail};
-use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::ffi::{CStr, c_char, c_int, c_void};
 use tch::{Kind, Tensor};
 
 #[repr(C)]
@@ -34,16 +34,11 @@ pub struct Comm {
     error_string: GetErrorString,
 }
 
-fn symbol<F: Copy>(handle: *mut c_void, name: &str) -> Result<F> {
-    assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<*mut c_void>());
-    let c = CString::new(name)?;
-    // SAFETY: `handle` is a live dlopen handle; `c` is a valid C string.
-    let p = unsafe { libc::dlsym(handle, c.as_ptr()) };
-    if p.is_null() {
-        bail!("libnccl.so.2 has no symbol {name}");
-    }
-    // SAFETY: same size; the callers give each symbol its documented C signature.
-    Ok(unsafe { std::mem::transmute_copy::<*mut c_void, F>(&p) })
+/// NCCL's function `name`.
+fn symbol<F: Copy>(handle: usize, name: &str) -> Result<F> {
+    // SAFETY: the callers give each symbol its documented C signature.
+    unsafe { md4_torch::cuda::function(Some(handle), name) }
+        .ok_or_else(|| anyhow!("libnccl.so.2 has no symbol {name}"))
 }
 
 /// NCCL's data type code for a tensor kind.
@@ -64,15 +59,12 @@ fn data_type(kind: Kind) -> Result<c_int> {
 impl Comm {
     /// Create rank `rank`'s communicator of `size` ranks on GPU `device_index`.
     pub fn new(store: &Store, rank: usize, size: usize, device_index: usize) -> Result<Self> {
-        let name = CString::new("libnccl.so.2")?;
-        // SAFETY: RTLD_NOLOAD only returns a library that is already mapped.
-        let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD) };
-        if handle.is_null() {
+        let Some(handle) = md4_torch::cuda::mapped_library("libnccl.so.2") else {
             bail!(
                 "libnccl.so.2 is not loaded: NCCL comes with libtorch_cuda (the torch==2.11.0 CUDA wheel's \
                  nvidia-nccl package); open a CUDA device first, or use the Gloo backend (--dist-backend gloo)"
             );
-        }
+        };
         let get_id: GetUniqueId = symbol(handle, "ncclGetUniqueId")?;
         let init: CommInitRank = symbol(handle, "ncclCommInitRank")?;
         let error_string: GetErrorString = symbol(handle, "ncclGetErrorString")?;

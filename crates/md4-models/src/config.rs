@@ -11,6 +11,7 @@
 
 use crate::ar::ArTransformer;
 use crate::dit::DitConfig;
+use crate::frame::FrameSpec;
 use crate::images::ImageShape;
 use crate::layers::ComputeDtype;
 use crate::transformer::{MlpType, TimeConditioning, TokenEmbedding, Transformer, TransformerConfig};
@@ -43,13 +44,22 @@ pub enum Network {
     Uvit(Uvit),
 }
 
+impl Network {
+    /// The built network as the one trait the diffusion code sees.
+    pub fn denoiser(&self) -> &dyn Denoiser {
+        match self {
+            Self::Transformer(m) => m,
+            Self::Unet(m) => m,
+            Self::Uvit(m) => m,
+        }
+    }
+}
+
+/// Every method forwards to the variant, so a network's own chunked
+/// `masked_log_likelihood` is kept.
 impl Denoiser for Network {
     fn logits(&self, zt: &Tensor, t: &Tensor, train: bool) -> Tensor {
-        match self {
-            Self::Transformer(m) => m.logits(zt, t, train),
-            Self::Unet(m) => m.logits(zt, t, train),
-            Self::Uvit(m) => m.logits(zt, t, train),
-        }
+        self.denoiser().logits(zt, t, train)
     }
     fn masked_log_likelihood(
         &self,
@@ -59,18 +69,10 @@ impl Denoiser for Network {
         vocab: md4_core::Vocab,
         train: bool,
     ) -> Tensor {
-        match self {
-            Self::Transformer(m) => m.masked_log_likelihood(zt, t, x0, vocab, train),
-            Self::Unet(m) => m.masked_log_likelihood(zt, t, x0, vocab, train),
-            Self::Uvit(m) => m.masked_log_likelihood(zt, t, x0, vocab, train),
-        }
+        self.denoiser().masked_log_likelihood(zt, t, x0, vocab, train)
     }
     fn time_dependent(&self) -> bool {
-        match self {
-            Self::Transformer(m) => m.time_dependent(),
-            Self::Unet(m) => m.time_dependent(),
-            Self::Uvit(m) => m.time_dependent(),
-        }
+        self.denoiser().time_dependent()
     }
 }
 
@@ -162,24 +164,25 @@ impl ModelConfig {
     }
 }
 
+/// The paper's models among the [`preset`]s.
+pub const PAPER_PRESETS: [&str; 6] =
+    ["md4-s-owt", "md4-m-owt", "text8", "cifar10", "imagenet64", "imagenet64-sample"];
+
+/// The CPU-sized [`preset`]s.
+pub const CPU_PRESETS: [&str; 8] = [
+    "tiny-text8",
+    "small-text8",
+    "tiny-gpt2",
+    "small-gpt2",
+    "tiny-unet-fmnist",
+    "small-unet-fmnist",
+    "tiny-uvit-fmnist",
+    "small-ar-fmnist",
+];
+
 /// Names accepted by [`preset`]: the paper's models, then CPU sizes.
-pub fn preset_names() -> &'static [&'static str] {
-    &[
-        "md4-s-owt",
-        "md4-m-owt",
-        "text8",
-        "cifar10",
-        "imagenet64",
-        "imagenet64-sample",
-        "tiny-text8",
-        "small-text8",
-        "tiny-gpt2",
-        "small-gpt2",
-        "tiny-unet-fmnist",
-        "small-unet-fmnist",
-        "tiny-uvit-fmnist",
-        "small-ar-fmnist",
-    ]
+pub fn preset_names() -> Vec<&'static str> {
+    PAPER_PRESETS.iter().chain(&CPU_PRESETS).copied().collect()
 }
 
 /// A named architecture; an error lists the valid names.
@@ -409,50 +412,52 @@ pub fn describe(cfg: &ModelConfig) -> String {
                 nonemb = millions(params - head_params - input_params),
             )
         }
-        ModelConfig::Unet(c) => format!(
-            "arch: unet (spec 7.2)\n\
-             image: {h}x{w}x{ch} ({n} tokens of {v} values + mask)\n\
-             width: {f}, resblocks: {down} down + 2 middle + {up} up, middle attention: {attn:?}\n\
-             group norm: {g} groups, dropout: {p}, compute dtype: {cd:?}\n\
-             parameters: {total} ({params})",
-            h = c.image.height,
-            w = c.image.width,
-            ch = c.image.channels,
-            n = c.image.tokens(),
-            v = c.vocab_size,
-            f = c.feature_dim,
-            down = c.n_layers,
-            up = c.n_layers + 1,
-            attn = c.mid_attention,
-            g = c.norm_groups,
-            p = c.dropout,
-            cd = c.compute_dtype,
-            total = millions(params),
+        ModelConfig::Unet(c) => describe_image_net(
+            "unet (spec 7.2)",
+            &c.frame(),
+            &format!(" + 2 middle + {} up, middle attention: {:?}", c.n_layers + 1, c.mid_attention),
+            (c.norm_groups, c.dropout),
+            params,
         ),
-        ModelConfig::Uvit(c) => format!(
-            "arch: uvit (U-Net + DiT, spec 7.3)\n\
-             image: {h}x{w}x{ch} ({n} tokens of {v} values + mask)\n\
-             width: {f}, resblocks: {down} down + {up} up\n\
-             dit: {depth} layers, width {dd}, {heads} heads, patch {p}x{p}, mlp ratio {r}\n\
-             group norm: {g} groups, dropout: {drop}, compute dtype: {cd:?}\n\
-             parameters: {total} ({params})",
-            h = c.image.height,
-            w = c.image.width,
-            ch = c.image.channels,
-            n = c.image.tokens(),
-            v = c.vocab_size,
-            f = c.feature_dim,
-            down = c.n_layers,
-            up = c.n_layers + 1,
-            depth = c.dit.depth,
-            dd = c.dit.hidden_size,
-            heads = c.dit.n_heads,
-            p = c.dit.patch_size,
-            r = c.dit.mlp_ratio,
-            g = c.norm_groups,
-            drop = c.dropout,
-            cd = c.compute_dtype,
-            total = millions(params),
+        ModelConfig::Uvit(c) => describe_image_net(
+            "uvit (U-Net + DiT, spec 7.3)",
+            &c.frame(),
+            &format!(
+                " + {up} up\ndit: {depth} layers, width {dd}, {heads} heads, patch {p}x{p}, mlp ratio {r}",
+                up = c.n_layers + 1,
+                depth = c.dit.depth,
+                dd = c.dit.hidden_size,
+                heads = c.dit.n_heads,
+                p = c.dit.patch_size,
+                r = c.dit.mlp_ratio,
+            ),
+            (c.norm_groups, c.dropout),
+            params,
         ),
     }
+}
+
+/// The description of an image network: its frame, what sits after the down blocks (`middle`),
+/// its `(group-norm groups, dropout)` and parameter count.
+fn describe_image_net(
+    arch: &str,
+    f: &FrameSpec,
+    middle: &str,
+    (groups, dropout): (i64, f64),
+    params: i64,
+) -> String {
+    let ImageShape { height, width, channels } = f.image;
+    format!(
+        "arch: {arch}\n\
+         image: {height}x{width}x{channels} ({n} tokens of {v} values + mask)\n\
+         width: {w}, resblocks: {down} down{middle}\n\
+         group norm: {groups} groups, dropout: {dropout}, compute dtype: {cd:?}\n\
+         parameters: {total} ({params})",
+        n = f.image.tokens(),
+        v = f.vocab_size,
+        w = f.feature_dim,
+        down = f.n_layers,
+        cd = f.compute,
+        total = millions(params),
+    )
 }

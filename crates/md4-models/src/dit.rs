@@ -5,7 +5,7 @@
 //! LayerNorm eps 1e−6 without affine, modulation `Dense(SiLU(c))` zero-initialised), a final
 //! adaLN layer with a zero-initialised Dense, and unpatchify.
 
-use crate::layers::{Activation, ComputeDtype, Conv2d, KernelInit, Linear, attention, dropout1d, layer_norm};
+use crate::layers::{Activation, Attention, ComputeDtype, Conv2d, KernelInit, Linear, layer_norm};
 use anyhow::{Result, ensure};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor, nn};
@@ -60,16 +60,16 @@ impl DitConfig {
     pub fn param_count(&self, height: i64, width: i64, channels: i64, cond_dim: i64) -> i64 {
         let (d, p, hm) = (self.hidden_size, self.patch_size, self.mlp_hidden());
         let tokens = (height / p) * (width / p);
-        let block = Linear::param_count(cond_dim, 6 * d, true)
-            + 3 * Linear::param_count(d, d, true)
-            + Linear::param_count(d, d, false)
-            + Linear::param_count(d, hm, true)
-            + Linear::param_count(hm, d, true);
+        let block = Linear::params_with_bias(cond_dim, 6 * d)
+            + 3 * Linear::params_with_bias(d, d)
+            + Linear::params_no_bias(d, d)
+            + Linear::params_with_bias(d, hm)
+            + Linear::params_with_bias(hm, d);
         Conv2d::param_count(channels, d, p)
             + tokens * d
             + self.depth * block
-            + Linear::param_count(cond_dim, 2 * d, true)
-            + Linear::param_count(d, p * p * channels, true)
+            + Linear::params_with_bias(cond_dim, 2 * d)
+            + Linear::params_with_bias(d, p * p * channels)
     }
 }
 
@@ -92,17 +92,6 @@ pub fn sincos_2d(grid_h: i64, grid_w: i64, dim: i64, device: tch::Device) -> Ten
     Tensor::cat(&[sincos_1d(&cols, dim / 2), sincos_1d(&rows, dim / 2)], 1).to_kind(Kind::Float)
 }
 
-/// Multi-head self-attention of a DiT block.
-#[derive(Debug)]
-pub struct DitAttention {
-    pub wq: Linear,
-    pub wk: Linear,
-    pub wv: Linear,
-    pub wo: Linear,
-    n_heads: i64,
-    dropout: f64,
-}
-
 /// The MLP of a DiT block: fc1 → tanh-GELU → dropout → fc2 → dropout.
 #[derive(Debug)]
 pub struct DitMlp {
@@ -115,7 +104,7 @@ pub struct DitMlp {
 #[derive(Debug)]
 pub struct DitBlock {
     pub modulation: Linear,
-    pub attn: DitAttention,
+    pub attn: Attention,
     pub mlp: DitMlp,
 }
 
@@ -123,18 +112,15 @@ impl DitBlock {
     fn new(vs: &nn::Path, cfg: &DitConfig, cond_dim: i64, dropout: f64, cd: ComputeDtype) -> Self {
         let d = cfg.hidden_size;
         let attn_vs = vs / "attn";
-        let lin = |name: &str| Linear::with_bias(&(&attn_vs / name), d, d, KernelInit::LECUN, cd);
+        // q, k and v carry biases, the output projection none.
+        let proj = |name: &str| {
+            let build = if name == "wo" { Linear::no_bias } else { Linear::with_bias };
+            build(&(&attn_vs / name), d, d, KernelInit::LECUN, cd)
+        };
         let mlp_vs = vs / "mlp";
         Self {
             modulation: Linear::with_bias(&(vs / "modulation"), cond_dim, 6 * d, KernelInit::Zeros, cd),
-            attn: DitAttention {
-                wq: lin("wq"),
-                wk: lin("wk"),
-                wv: lin("wv"),
-                wo: Linear::no_bias(&(&attn_vs / "wo"), d, d, KernelInit::LECUN, cd),
-                n_heads: cfg.n_heads,
-                dropout,
-            },
+            attn: Attention::new(proj, cfg.n_heads, dropout, false),
             mlp: DitMlp {
                 fc1: Linear::with_bias(&(&mlp_vs / "fc1"), d, cfg.mlp_hidden(), KernelInit::LECUN, cd),
                 fc2: Linear::with_bias(&(&mlp_vs / "fc2"), cfg.mlp_hidden(), d, KernelInit::LECUN, cd),
@@ -147,19 +133,9 @@ impl DitBlock {
     fn forward(&self, x: &Tensor, cond_act: &Tensor, train: bool) -> Tensor {
         let m = self.modulation.forward(cond_act).to_kind(Kind::Float).unsqueeze(1).chunk(6, -1);
         let a_in = layer_norm(x, DIT_NORM_EPS) * (&m[1] + 1.0) + &m[0];
-        let h = x + &m[2] * self.attn.forward(&a_in, train);
+        let h = x + &m[2] * self.attn.forward(&a_in, None, train);
         let m_in = layer_norm(&h, DIT_NORM_EPS) * (&m[4] + 1.0) + &m[3];
         &h + &m[5] * self.mlp.forward(&m_in, train)
-    }
-}
-
-impl DitAttention {
-    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let (b, n, d) = x.size3().expect("dit attention expects [B, T, D]");
-        let heads = |t: Tensor| t.view([b, n, self.n_heads, d / self.n_heads]).transpose(1, 2);
-        let (q, k, v) = (heads(self.wq.forward(x)), heads(self.wk.forward(x)), heads(self.wv.forward(x)));
-        let out = attention(&q, &k, &v, self.dropout, false, train).transpose(1, 2).reshape([b, n, d]);
-        dropout1d(&self.wo.forward(&out), self.dropout, train)
     }
 }
 

@@ -10,8 +10,9 @@
 //! `norm_out`, `conv_out`), so initialisation and checkpoint keys are unchanged.
 
 use crate::images::{ImageShape, SubpixelEmbedding, subpixel_logits};
-use crate::layers::{ComputeDtype, Conv2d, KernelInit, TimeEmbedding};
+use crate::layers::{ComputeDtype, Conv2d, KernelInit, Linear, TimeEmbedding};
 use anyhow::{Result, ensure};
+use md4_core::Denoiser;
 use tch::{Kind, Tensor, nn};
 
 /// A layer of the frame that sees the time conditioning: the blocks, the middle and the output
@@ -35,6 +36,21 @@ pub struct FrameSpec {
 }
 
 impl FrameSpec {
+    /// Parameters of the frame holding blocks of `block(c_in, c_out)` parameters, a middle of
+    /// `middle` and an output norm of `norm_out`: the embedding, time embedding, both convs and
+    /// the blocks on the way down (F → F) and up (2F → F).
+    pub fn param_count(&self, block: impl Fn(i64, i64) -> i64, middle: i64, norm_out: i64) -> i64 {
+        let (f, v, c) = (self.feature_dim, self.vocab_size, self.image.channels);
+        (v + 1) * f
+            + TimeEmbedding::param_count(f)
+            + Conv2d::param_count(c * f, f, 3)
+            + self.n_layers * block(f, f)
+            + middle
+            + (self.n_layers + 1) * block(2 * f, f)
+            + norm_out
+            + Conv2d::param_count(f, c * v, 3)
+    }
+
     /// The checks both image networks share; `name` prefixes the messages, `norm_groups` must
     /// divide the width and `dropout` lie in [0, 1).
     pub fn validate(&self, name: &str, norm_groups: i64, dropout: f64) -> Result<()> {
@@ -50,6 +66,88 @@ impl FrameSpec {
         );
         ensure!((0.0..1.0).contains(&dropout), "{name}: dropout must lie in [0, 1), got {dropout}");
         Ok(())
+    }
+}
+
+/// `vocab()` and `frame()` of an image network's config, read from its frame fields (`image`,
+/// `vocab_size`, `feature_dim`, `n_layers`, `compute_dtype`).
+macro_rules! frame_config {
+    ($cfg:ty) => {
+        impl $cfg {
+            pub fn vocab(&self) -> md4_core::Vocab {
+                md4_core::Vocab::new(self.vocab_size)
+            }
+
+            /// The sizes of the frame the network fills.
+            pub fn frame(&self) -> $crate::frame::FrameSpec {
+                $crate::frame::FrameSpec {
+                    image: self.image,
+                    vocab_size: self.vocab_size,
+                    feature_dim: self.feature_dim,
+                    n_layers: self.n_layers,
+                    compute: self.compute_dtype,
+                }
+            }
+        }
+    };
+}
+pub(crate) use frame_config;
+
+/// The residual path of a ResBlock: `x + h`, or `Dense(x) + h` (over channels, with bias)
+/// when the channel count changes.
+#[derive(Debug)]
+pub struct Skip(pub Option<Linear>);
+
+impl Skip {
+    /// The dense layer `vs/skip` when `c_in ≠ c_out`.
+    pub fn new(vs: &nn::Path, c_in: i64, c_out: i64, cd: ComputeDtype) -> Self {
+        Self((c_in != c_out).then(|| Linear::with_bias(&(vs / "skip"), c_in, c_out, KernelInit::LECUN, cd)))
+    }
+
+    pub fn param_count(c_in: i64, c_out: i64) -> i64 {
+        if c_in != c_out { Linear::params_with_bias(c_in, c_out) } else { 0 }
+    }
+
+    /// `x: [B, C_in, H, W]`, `h: [B, C_out, H, W]` → `[B, C_out, H, W]`.
+    pub fn add(&self, x: &Tensor, h: Tensor) -> Tensor {
+        match &self.0 {
+            Some(dense) => channel_dense(dense, x) + h,
+            None => x + h,
+        }
+    }
+}
+
+/// A dense layer over the channel axis of an NCHW tensor.
+pub(crate) fn channel_dense(dense: &Linear, x: &Tensor) -> Tensor {
+    dense.forward(&x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2])
+}
+
+/// An image denoiser: the frame filled with one network's parts, and the config it was built from.
+#[derive(Debug)]
+pub struct Framed<C, B, M, N> {
+    pub frame: UnetFrame<B, M, N>,
+    cfg: C,
+}
+
+impl<C, B: Conditioned, M: Conditioned, N: Conditioned> Framed<C, B, M, N> {
+    pub(crate) fn from_frame(frame: UnetFrame<B, M, N>, cfg: C) -> Self {
+        Self { frame, cfg }
+    }
+
+    pub fn config(&self) -> &C {
+        &self.cfg
+    }
+
+    /// # Shapes
+    /// `zt: [B, H·W·C]` int64 in `0..=V`, `t: [B]` → `[B, H·W·C, V]` float32.
+    pub fn forward(&self, zt: &Tensor, t: &Tensor, train: bool) -> Tensor {
+        self.frame.forward(zt, t, train)
+    }
+}
+
+impl<C, B: Conditioned, M: Conditioned, N: Conditioned> Denoiser for Framed<C, B, M, N> {
+    fn logits(&self, zt: &Tensor, t: &Tensor, train: bool) -> Tensor {
+        self.forward(zt, t, train)
     }
 }
 

@@ -113,9 +113,14 @@ impl Linear {
         Self { weight: init.make(vs, "weight", &[out_dim, in_dim], in_dim), bias: None, compute: c }
     }
 
-    /// Number of parameters of a dense layer.
-    pub fn param_count(in_dim: i64, out_dim: i64, bias: bool) -> i64 {
-        in_dim * out_dim + if bias { out_dim } else { 0 }
+    /// Parameters of a layer built by [`Linear::with_bias`].
+    pub fn params_with_bias(in_dim: i64, out_dim: i64) -> i64 {
+        (in_dim + 1) * out_dim
+    }
+
+    /// Parameters of a layer built by [`Linear::no_bias`].
+    pub fn params_no_bias(in_dim: i64, out_dim: i64) -> i64 {
+        in_dim * out_dim
     }
 
     /// `x: [..., in]` → `[..., out]` in the compute dtype (bf16 when asked; callers that feed
@@ -329,7 +334,7 @@ impl TimeEmbedding {
     }
 
     pub fn param_count(dim: i64) -> i64 {
-        Linear::param_count(dim, 4 * dim, true) + Linear::param_count(4 * dim, dim, true)
+        Linear::params_with_bias(dim, 4 * dim) + Linear::params_with_bias(4 * dim, dim)
     }
 
     /// `t: [B]` in [0, 1] → conditioning vector `c: [B, dim]` float32.
@@ -348,6 +353,77 @@ static FUSED_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool
 /// `md4 info --memory` measures activation memory this way on a CPU.
 pub fn set_fused_attention_only(on: bool) {
     FUSED_ONLY.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Interleaved rotary position embedding (pitfall 9): the pairs (2k, 2k+1) of each head are
+/// rotated by the angle `n·θ^(−2k/hd)` at position n.
+#[derive(Debug)]
+pub struct Rope {
+    /// `[N, hd/2]` cos and sin of the angles.
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rope {
+    /// Tables for positions `0..seq_len`, head dim `head_dim` (even) and base `theta`.
+    pub fn new(seq_len: i64, head_dim: i64, theta: f64, device: Device) -> Self {
+        let k = Tensor::arange_start_step(0, head_dim, 2, (Kind::Double, device)) / head_dim as f64;
+        let inv_freq = (k * -(theta.ln())).exp();
+        let pos = Tensor::arange(seq_len, (Kind::Double, device));
+        let angles = pos.unsqueeze(1) * inv_freq.unsqueeze(0);
+        Self { cos: angles.cos().to_kind(Kind::Float), sin: angles.sin().to_kind(Kind::Float) }
+    }
+
+    /// # Shapes
+    /// `x: [B, N, H, hd]` → `[B, N, H, hd]` (in x's dtype).
+    pub fn apply(&self, x: &Tensor) -> Tensor {
+        let (b, n, h, hd) = x.size4().expect("rope expects [B, N, H, hd]");
+        let pairs = x.reshape([b, n, h, hd / 2, 2]);
+        let (re, im) = (pairs.select(-1, 0), pairs.select(-1, 1));
+        let cos = self.cos.to_kind(x.kind()).view([1, n, 1, hd / 2]);
+        let sin = self.sin.to_kind(x.kind()).view([1, n, 1, hd / 2]);
+        let out_re = &re * &cos - &im * &sin;
+        let out_im = &re * &sin + &im * &cos;
+        Tensor::stack(&[out_re, out_im], -1).view([b, n, h, hd])
+    }
+}
+
+/// Multi-head self-attention over `[B, N, D]`, the text transformer's and the DiT's: q, k, v
+/// and output projections, heads of width D/H, RoPE on q and k where given,
+/// attention-probability dropout and channel-wise dropout on the output projection.
+#[derive(Debug)]
+pub struct Attention {
+    pub wq: Linear,
+    pub wk: Linear,
+    pub wv: Linear,
+    pub wo: Linear,
+    n_heads: i64,
+    dropout: f64,
+    causal: bool,
+}
+
+impl Attention {
+    /// `proj(name)` builds the projection `wq`, `wk`, `wv`, `wo` (called in that order, so the
+    /// variables are created in that order).
+    pub fn new(proj: impl Fn(&str) -> Linear, n_heads: i64, dropout: f64, causal: bool) -> Self {
+        Self { wq: proj("wq"), wk: proj("wk"), wv: proj("wv"), wo: proj("wo"), n_heads, dropout, causal }
+    }
+
+    /// `x: [B, N, D]` → `[B, N, D]` (compute dtype).
+    pub fn forward(&self, x: &Tensor, rope: Option<&Rope>, train: bool) -> Tensor {
+        let (b, n, d) = x.size3().expect("attention expects [B, N, D]");
+        let heads = |t: Tensor| t.view([b, n, self.n_heads, d / self.n_heads]);
+        let rotate = |t: Tensor| match rope {
+            Some(r) => r.apply(&t),
+            None => t,
+        };
+        let q = rotate(heads(self.wq.forward(x))).transpose(1, 2);
+        let k = rotate(heads(self.wk.forward(x))).transpose(1, 2);
+        let v = heads(self.wv.forward(x)).transpose(1, 2);
+        let out = attention(&q, &k, &v, self.dropout, self.causal, train);
+        let out = self.wo.forward(&out.transpose(1, 2).reshape([b, n, d]));
+        dropout1d(&out, self.dropout, train)
+    }
 }
 
 /// Multi-head scaled dot-product attention, scale 1/√head_dim, dropout on the attention

@@ -21,7 +21,7 @@ pub mod uvit;
 
 pub use ar::{ArObjective, ArTransformer};
 pub use compute::{ComputePrecision, Hardware, PrecisionChoice};
-pub use config::{ModelConfig, Network, describe, preset, preset_names};
+pub use config::{CPU_PRESETS, ModelConfig, Network, PAPER_PRESETS, describe, preset, preset_names};
 pub use dit::DitConfig;
 pub use gpt2::{Gpt2, Gpt2Config};
 pub use images::ImageShape;

@@ -6,11 +6,10 @@
 //! zero-initialised conv3×3 to C·V channels. A ResBlock adds a zero-initialised projection of
 //! the time conditioning after its first convolution. GroupNorm has eps 1e−6.
 
-use crate::frame::{Conditioned, FrameParts, FrameSpec, UnetFrame};
+use crate::frame::{Conditioned, FrameParts, Framed, Skip, UnetFrame, frame_config};
 use crate::images::ImageShape;
-use crate::layers::{ComputeDtype, Conv2d, GroupNorm, KernelInit, Linear, TimeEmbedding, attention};
+use crate::layers::{ComputeDtype, Conv2d, GroupNorm, KernelInit, Linear, attention};
 use anyhow::{Result, ensure};
-use md4_core::{Denoiser, Vocab};
 use serde::{Deserialize, Serialize};
 use tch::{Tensor, nn};
 
@@ -45,22 +44,9 @@ pub struct UnetConfig {
     pub compute_dtype: ComputeDtype,
 }
 
+frame_config!(UnetConfig);
+
 impl UnetConfig {
-    pub fn vocab(&self) -> Vocab {
-        Vocab::new(self.vocab_size)
-    }
-
-    /// The sizes of the frame the network fills.
-    pub fn frame(&self) -> FrameSpec {
-        FrameSpec {
-            image: self.image,
-            vocab_size: self.vocab_size,
-            feature_dim: self.feature_dim,
-            n_layers: self.n_layers,
-            compute: self.compute_dtype,
-        }
-    }
-
     pub fn validate(&self) -> Result<()> {
         self.frame().validate("unet", self.norm_groups, self.dropout)?;
         if let MidAttention::SelfAttention { heads } = self.mid_attention {
@@ -75,21 +61,13 @@ impl UnetConfig {
 
     /// Number of parameters, from the architecture alone.
     pub fn param_count(&self) -> i64 {
-        let (f, v, c) = (self.feature_dim, self.vocab_size, self.image.channels);
+        let f = self.feature_dim;
         let res = |i: i64, o: i64| ResBlock::param_count(i, o, f);
         let attn = match self.mid_attention {
-            MidAttention::SelfAttention { .. } => 2 * f + 4 * Linear::param_count(f, f, true),
+            MidAttention::SelfAttention { .. } => 2 * f + 4 * Linear::params_with_bias(f, f),
             MidAttention::Disabled => 0,
         };
-        (v + 1) * f
-            + TimeEmbedding::param_count(f)
-            + Conv2d::param_count(c * f, f, 3)
-            + self.n_layers * res(f, f)
-            + 2 * res(f, f)
-            + attn
-            + (self.n_layers + 1) * res(2 * f, f)
-            + 2 * f
-            + Conv2d::param_count(f, c * v, 3)
+        self.frame().param_count(res, 2 * res(f, f) + attn, 2 * f)
     }
 }
 
@@ -103,8 +81,7 @@ pub struct ResBlock {
     pub cond_proj: Linear,
     pub norm2: GroupNorm,
     pub conv2: Conv2d,
-    /// Dense(C_in → C_out) with bias, when C_in ≠ C_out.
-    pub skip: Option<Linear>,
+    pub skip: Skip,
     dropout: f64,
 }
 
@@ -117,20 +94,18 @@ impl ResBlock {
             cond_proj: Linear::no_bias(&(vs / "cond_proj"), cfg.feature_dim, c_out, KernelInit::Zeros, cd),
             norm2: GroupNorm::new(&(vs / "norm2"), c_out, g),
             conv2: Conv2d::same3x3(&(vs / "conv2"), c_out, c_out, KernelInit::Zeros, cd),
-            skip: (c_in != c_out)
-                .then(|| Linear::with_bias(&(vs / "skip"), c_in, c_out, KernelInit::LECUN, cd)),
+            skip: Skip::new(vs, c_in, c_out, cd),
             dropout: cfg.dropout,
         }
     }
 
     fn param_count(c_in: i64, c_out: i64, cond_dim: i64) -> i64 {
-        let skip = if c_in != c_out { Linear::param_count(c_in, c_out, true) } else { 0 };
         2 * c_in
             + Conv2d::param_count(c_in, c_out, 3)
             + cond_dim * c_out
             + 2 * c_out
             + Conv2d::param_count(c_out, c_out, 3)
-            + skip
+            + Skip::param_count(c_in, c_out)
     }
 
     /// `x: [B, C_in, H, W]` f32, `cond: [B, F]` → `[B, C_out, H, W]` f32.
@@ -139,17 +114,8 @@ impl ResBlock {
         let h = self.conv1.forward(&self.norm1.forward(x).silu());
         let h = h + self.cond_proj.forward(cond).view([b, -1, 1, 1]);
         let h = self.norm2.forward(&h).silu().dropout(self.dropout, train);
-        let h = self.conv2.forward(&h);
-        match &self.skip {
-            Some(skip) => channel_dense(skip, x) + h,
-            None => x + h,
-        }
+        self.skip.add(x, self.conv2.forward(&h))
     }
-}
-
-/// A dense layer over the channel axis of an NCHW tensor.
-pub(crate) fn channel_dense(dense: &Linear, x: &Tensor) -> Tensor {
-    dense.forward(&x.permute([0, 2, 3, 1])).permute([0, 3, 1, 2])
 }
 
 /// GroupNorm → multi-head self-attention over the H·W positions (q, k, v, out with biases)
@@ -223,11 +189,7 @@ impl Conditioned for GroupNorm {
 }
 
 /// The CIFAR-10 U-Net denoiser.
-#[derive(Debug)]
-pub struct Unet {
-    pub frame: UnetFrame<ResBlock, UnetMiddle, GroupNorm>,
-    cfg: UnetConfig,
-}
+pub type Unet = Framed<UnetConfig, ResBlock, UnetMiddle, GroupNorm>;
 
 impl Unet {
     pub fn new(vs: &nn::Path, cfg: &UnetConfig) -> Result<Self> {
@@ -249,22 +211,6 @@ impl Unet {
             },
             norm_out: |vs: &nn::Path| GroupNorm::new(vs, f, cfg.norm_groups),
         };
-        Ok(Self { frame: UnetFrame::new(vs, cfg.frame(), parts)?, cfg: cfg.clone() })
-    }
-
-    pub fn config(&self) -> &UnetConfig {
-        &self.cfg
-    }
-
-    /// # Shapes
-    /// `zt: [B, H·W·C]` int64 in `0..=V`, `t: [B]` → `[B, H·W·C, V]` float32.
-    pub fn forward(&self, zt: &Tensor, t: &Tensor, train: bool) -> Tensor {
-        self.frame.forward(zt, t, train)
-    }
-}
-
-impl Denoiser for Unet {
-    fn logits(&self, zt: &Tensor, t: &Tensor, train: bool) -> Tensor {
-        self.forward(zt, t, train)
+        Ok(Framed::from_frame(UnetFrame::new(vs, cfg.frame(), parts)?, cfg.clone()))
     }
 }

@@ -6,12 +6,10 @@
 //! zero-initialised Dense of the time conditioning) and have no additive time projection.
 
 use crate::dit::{Dit, DitConfig};
-use crate::frame::{Conditioned, FrameParts, FrameSpec, UnetFrame};
+use crate::frame::{Conditioned, FrameParts, Framed, Skip, UnetFrame, frame_config};
 use crate::images::ImageShape;
-use crate::layers::{ComputeDtype, Conv2d, KernelInit, Linear, TimeEmbedding, group_norm_plain};
-use crate::unet::channel_dense;
+use crate::layers::{ComputeDtype, Conv2d, KernelInit, Linear, group_norm_plain};
 use anyhow::Result;
-use md4_core::{Denoiser, Vocab};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor, nn};
 
@@ -34,22 +32,9 @@ pub struct UvitConfig {
     pub compute_dtype: ComputeDtype,
 }
 
+frame_config!(UvitConfig);
+
 impl UvitConfig {
-    pub fn vocab(&self) -> Vocab {
-        Vocab::new(self.vocab_size)
-    }
-
-    /// The sizes of the frame the network fills.
-    pub fn frame(&self) -> FrameSpec {
-        FrameSpec {
-            image: self.image,
-            vocab_size: self.vocab_size,
-            feature_dim: self.feature_dim,
-            n_layers: self.n_layers,
-            compute: self.compute_dtype,
-        }
-    }
-
     pub fn validate(&self) -> Result<()> {
         self.frame().validate("uvit", self.norm_groups, self.dropout)?;
         self.dit.validate(self.image.height, self.image.width)
@@ -57,16 +42,10 @@ impl UvitConfig {
 
     /// Number of parameters, from the architecture alone.
     pub fn param_count(&self) -> i64 {
-        let (f, v, c) = (self.feature_dim, self.vocab_size, self.image.channels);
+        let f = self.feature_dim;
         let res = |i: i64, o: i64| CondResBlock::param_count(i, o, f);
-        (v + 1) * f
-            + TimeEmbedding::param_count(f)
-            + Conv2d::param_count(c * f, f, 3)
-            + self.n_layers * res(f, f)
-            + self.dit.param_count(self.image.height, self.image.width, f, f)
-            + (self.n_layers + 1) * res(2 * f, f)
-            + CondGroupNorm::param_count(f, f)
-            + Conv2d::param_count(f, c * v, 3)
+        let dit = self.dit.param_count(self.image.height, self.image.width, f, f);
+        self.frame().param_count(res, dit, CondGroupNorm::param_count(f, f))
     }
 }
 
@@ -92,7 +71,7 @@ impl CondGroupNorm {
     }
 
     fn param_count(channels: i64, cond_dim: i64) -> i64 {
-        Linear::param_count(cond_dim, 2 * channels, true)
+        Linear::params_with_bias(cond_dim, 2 * channels)
     }
 
     /// `x: [B, C, H, W]`, `cond: [B, F]` → `[B, C, H, W]` f32.
@@ -111,7 +90,7 @@ pub struct CondResBlock {
     pub conv1: Conv2d,
     pub norm2: CondGroupNorm,
     pub conv2: Conv2d,
-    pub skip: Option<Linear>,
+    pub skip: Skip,
     dropout: f64,
 }
 
@@ -123,29 +102,23 @@ impl CondResBlock {
             conv1: Conv2d::same3x3(&(vs / "conv1"), c_in, c_out, KernelInit::LECUN, cd),
             norm2: CondGroupNorm::new(&(vs / "norm2"), c_out, f, g, cd),
             conv2: Conv2d::same3x3(&(vs / "conv2"), c_out, c_out, KernelInit::Zeros, cd),
-            skip: (c_in != c_out)
-                .then(|| Linear::with_bias(&(vs / "skip"), c_in, c_out, KernelInit::LECUN, cd)),
+            skip: Skip::new(vs, c_in, c_out, cd),
             dropout: cfg.dropout,
         }
     }
 
     fn param_count(c_in: i64, c_out: i64, cond_dim: i64) -> i64 {
-        let skip = if c_in != c_out { Linear::param_count(c_in, c_out, true) } else { 0 };
         CondGroupNorm::param_count(c_in, cond_dim)
             + Conv2d::param_count(c_in, c_out, 3)
             + CondGroupNorm::param_count(c_out, cond_dim)
             + Conv2d::param_count(c_out, c_out, 3)
-            + skip
+            + Skip::param_count(c_in, c_out)
     }
 
     fn forward(&self, x: &Tensor, cond: &Tensor, train: bool) -> Tensor {
         let h = self.conv1.forward(&self.norm1.forward(x, cond).silu());
         let h = self.norm2.forward(&h, cond).silu().dropout(self.dropout, train);
-        let h = self.conv2.forward(&h);
-        match &self.skip {
-            Some(skip) => channel_dense(skip, x) + h,
-            None => x + h,
-        }
+        self.skip.add(x, self.conv2.forward(&h))
     }
 }
 
@@ -168,11 +141,7 @@ impl Conditioned for Dit {
 }
 
 /// The U-Net + DiT denoiser.
-#[derive(Debug)]
-pub struct Uvit {
-    pub frame: UnetFrame<CondResBlock, Dit, CondGroupNorm>,
-    cfg: UvitConfig,
-}
+pub type Uvit = Framed<UvitConfig, CondResBlock, Dit, CondGroupNorm>;
 
 impl Uvit {
     pub fn new(vs: &nn::Path, cfg: &UvitConfig) -> Result<Self> {
@@ -184,22 +153,6 @@ impl Uvit {
             middle: |vs: &nn::Path| Dit::new(&(vs / "dit"), &cfg.dit, map, f, cfg.dropout, cd),
             norm_out: |vs: &nn::Path| CondGroupNorm::new(vs, f, f, cfg.norm_groups, cd),
         };
-        Ok(Self { frame: UnetFrame::new(vs, cfg.frame(), parts)?, cfg: cfg.clone() })
-    }
-
-    pub fn config(&self) -> &UvitConfig {
-        &self.cfg
-    }
-
-    /// # Shapes
-    /// `zt: [B, H·W·C]` int64 in `0..=V`, `t: [B]` → `[B, H·W·C, V]` float32.
-    pub fn forward(&self, zt: &Tensor, t: &Tensor, train: bool) -> Tensor {
-        self.frame.forward(zt, t, train)
-    }
-}
-
-impl Denoiser for Uvit {
-    fn logits(&self, zt: &Tensor, t: &Tensor, train: bool) -> Tensor {
-        self.forward(zt, t, train)
+        Ok(Framed::from_frame(UnetFrame::new(vs, cfg.frame(), parts)?, cfg.clone()))
     }
 }

@@ -6,22 +6,11 @@ use md4_core::elbo::reconstruction_nats;
 use md4_core::{Denoiser, MaskingSchedule, Md4, Objective, Schedule};
 use md4_models::images::{SubpixelEmbedding, subpixel_logits};
 use md4_models::{
-    ArObjective, ComputeDtype, ImageShape, MidAttention, ModelConfig, TimeConditioning, TransformerConfig,
-    UnetConfig, count_parameters, describe, preset, preset_names,
+    ArObjective, CPU_PRESETS, ComputeDtype, ImageShape, MidAttention, ModelConfig, TimeConditioning,
+    TransformerConfig, UnetConfig, count_parameters, describe, preset, preset_names,
 };
 use std::cell::RefCell;
 use tch::{Device, Kind, Tensor, nn};
-
-const CPU_PRESETS: [&str; 8] = [
-    "tiny-text8",
-    "small-text8",
-    "tiny-gpt2",
-    "small-gpt2",
-    "tiny-unet-fmnist",
-    "small-unet-fmnist",
-    "tiny-uvit-fmnist",
-    "small-ar-fmnist",
-];
 
 /// Overwrite every variable (zero-initialised ones included) with N(0, scale²) noise, so that
 /// tests see a network whose every path carries signal.

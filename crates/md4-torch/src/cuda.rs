@@ -142,23 +142,30 @@ fn symbol(handle: Option<usize>, name: &str) -> Option<*mut c_void> {
     (!p.is_null()).then_some(p)
 }
 
-/// The function `name` of a library as a typed function pointer.
+/// The function `name` of a library (a handle from [`mapped_library`]) as a typed function
+/// pointer; `None` when the handle is `None` or the library has no such symbol.
 ///
 /// # Safety
 /// `F` must be the symbol's true C signature (an `unsafe extern "C" fn`).
-unsafe fn function<F: Copy>(handle: Option<usize>, name: &str) -> Option<F> {
+pub unsafe fn function<F: Copy>(handle: Option<usize>, name: &str) -> Option<F> {
     assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<*mut c_void>());
     let p = symbol(handle, name)?;
     // SAFETY: same size; the caller vouches for the signature.
     Some(unsafe { std::mem::transmute_copy::<*mut c_void, F>(&p) })
 }
 
-/// A CUDA library that libtorch_cuda already loaded (RTLD_NOLOAD: never loads anything new).
+/// A library already mapped into the process (RTLD_NOLOAD: never loads anything new); the
+/// handle is never closed.
+pub fn mapped_library(name: &str) -> Option<usize> {
+    dlopen(name, libc::RTLD_NOW | libc::RTLD_NOLOAD)
+}
+
+/// A CUDA library that libtorch_cuda already loaded.
 fn already_loaded(name: &str) -> Option<usize> {
     if !loaded() {
         return None;
     }
-    dlopen(name, libc::RTLD_NOW | libc::RTLD_NOLOAD)
+    mapped_library(name)
 }
 
 fn cudart() -> Option<usize> {

@@ -157,15 +157,15 @@ impl TransformerConfig {
         let (d, v, fd) = (self.width(), self.vocab_size, self.feature_dim);
         let embed = match self.embedding {
             TokenEmbedding::Direct => (v + 1) * d,
-            TokenEmbedding::Outside { dim } => (v + 1) * dim + Linear::param_count(dim, d, true),
+            TokenEmbedding::Outside { dim } => (v + 1) * dim + Linear::params_with_bias(dim, d),
         };
         let attn = 4 * d * d;
         let mlp = 3 * d * self.mlp_hidden();
         let (block_norms, time, final_norm) = match self.time_conditioning {
             TimeConditioning::AdaLnZero => (
-                Linear::param_count(fd, 6 * d, true),
+                Linear::params_with_bias(fd, 6 * d),
                 TimeEmbedding::param_count(fd),
-                Linear::param_count(fd, 2 * d, true),
+                Linear::params_with_bias(fd, 2 * d),
             ),
             TimeConditioning::TimeIndependent => (2 * d, 0, d),
         };

@@ -14,13 +14,13 @@
 mod blocks;
 mod config;
 
-pub use blocks::{Attention, Block, BlockNorm, Mlp, Rope};
+pub use blocks::{Block, BlockNorm, Mlp};
 pub use config::{
     MLP_MULTIPLE_OF, MlpType, NORM_EPS, ROPE_THETA, TimeConditioning, TokenEmbedding, TransformerConfig,
     glu_hidden,
 };
 
-use crate::layers::{Activation, Embedding, KernelInit, Linear, RmsNorm, TimeEmbedding, layer_norm};
+use crate::layers::{Activation, Embedding, KernelInit, Linear, RmsNorm, Rope, TimeEmbedding, layer_norm};
 use anyhow::Result;
 use md4_core::Denoiser;
 use tch::{Kind, Tensor, nn};
@@ -159,7 +159,7 @@ impl Transformer {
         } else {
             h
         };
-        let rope = Rope::new(n, self.cfg.feature_dim, tokens.device());
+        let rope = Rope::new(n, self.cfg.feature_dim, ROPE_THETA, tokens.device());
         let cond_act = match &self.head_norm {
             Head::AdaLnZero { time_embed, .. } => {
                 let t = t.expect("a time-conditioned transformer needs t");
@@ -263,7 +263,7 @@ mod tests {
     fn rope_rotates_interleaved_pairs() {
         let (b, n, h, hd) = (1, 5, 2, 8);
         let x = Tensor::randn([b, n, h, hd], (Kind::Double, Device::Cpu));
-        let y = Rope::new(n, hd, Device::Cpu).apply(&x);
+        let y = Rope::new(n, hd, ROPE_THETA, Device::Cpu).apply(&x);
         for pos in 0..n {
             for head in 0..h {
                 for k in 0..hd / 2 {
@@ -288,7 +288,7 @@ mod tests {
     #[test]
     fn rope_makes_scores_depend_on_relative_position_only() {
         let hd = 16;
-        let rope = Rope::new(12, hd, Device::Cpu);
+        let rope = Rope::new(12, hd, ROPE_THETA, Device::Cpu);
         let q = Tensor::randn([1, 1, 1, hd], (Kind::Double, Device::Cpu));
         let k = Tensor::randn([1, 1, 1, hd], (Kind::Double, Device::Cpu));
         let at =
