@@ -39,6 +39,11 @@ pub fn data_root() -> PathBuf {
     }
 }
 
+/// Where users' own files (`--data text:PATH`, …) are tokenised to: `<data root>/local`.
+pub fn local_cache_dir() -> PathBuf {
+    data_root().join("local")
+}
+
 /// Folder of the dataset manifests: `$MD4_DATASETS_DIR`, default `<workspace>/datasets`.
 pub fn datasets_dir() -> PathBuf {
     match std::env::var_os(DATASETS_DIR_ENV) {

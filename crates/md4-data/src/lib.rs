@@ -33,7 +33,7 @@ pub mod wikitext;
 
 pub use batch::{Blocks, Chunks, RandomCrops, SplitMix64};
 pub use bpe::{GPT2_EOS, GPT2_VOCAB, gpt2_decode, gpt2_encode};
-pub use cache::{data_root, datasets_dir};
+pub use cache::{data_root, datasets_dir, local_cache_dir};
 pub use detok::Detokenizer;
 pub use manifest::{Manifest, list_datasets};
 pub use prepare::{

@@ -154,12 +154,12 @@ pub struct DataOptions {
     /// Never contact a registry or the Hub when a registry data set is not prepared yet.
     pub offline: bool,
     pub progress: bool,
-    /// Where the user's own files are tokenised to (default: `<data root>/local`).
+    /// Where the user's own files are tokenised to (default: [`md4_data::local_cache_dir`]).
     pub local_cache: Option<PathBuf>,
 }
 
 fn cache(opts: &DataOptions) -> PathBuf {
-    opts.local_cache.clone().unwrap_or_else(|| md4_data::data_root().join("local"))
+    opts.local_cache.clone().unwrap_or_else(md4_data::local_cache_dir)
 }
 
 fn stream_split(file: &TokenFile, holdout: f64) -> Result<(u64, u64)> {

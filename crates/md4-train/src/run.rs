@@ -37,7 +37,7 @@ pub struct TrainOptions {
     pub stop_at: Option<i64>,
     /// Never download a registry data set that is not prepared yet.
     pub offline: bool,
-    /// Where the user's own files are tokenised to (default: `<data root>/local`).
+    /// Where the user's own files are tokenised to (default: [`md4_data::local_cache_dir`]).
     pub local_cache: Option<PathBuf>,
     /// Train data-parallel in this process group (None: one process).
     pub group: Option<Arc<ProcessGroup>>,

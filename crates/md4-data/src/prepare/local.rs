@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail, ensure};
 
 use super::source_hash;
 use crate::bpe::{GPT2_EOS, GPT2_VOCAB};
-use crate::cache::{data_root, sha256_hex};
+use crate::cache::{local_cache_dir, sha256_hex};
 use crate::text8::{TEXT8_VOCAB, text8_encode};
 use crate::tokenfile::{TokenFile, TokenMeta};
 
@@ -35,7 +35,7 @@ fn cached_token_file(
 
 /// Tokenises a local text file (cached in `data_root()/local/` by content hash).
 pub fn load_text_path(path: &Path, encoding: TextEncoding) -> Result<TokenFile> {
-    load_text_path_in(path, encoding, &data_root().join("local"))
+    load_text_path_in(path, encoding, &local_cache_dir())
 }
 
 /// [`load_text_path`] with an explicit cache folder.
@@ -65,7 +65,7 @@ pub fn load_text_path_in(path: &Path, encoding: TextEncoding, cache: &Path) -> R
 /// Loads `tokens:PATH --vocab V`: an md4 token file (its vocabulary must be V), or a raw file of
 /// little-endian u16 tokens (converted once into `data_root()/local/`).
 pub fn load_tokens_path(path: &Path, vocab: u32) -> Result<TokenFile> {
-    load_tokens_path_in(path, vocab, &data_root().join("local"))
+    load_tokens_path_in(path, vocab, &local_cache_dir())
 }
 
 /// [`load_tokens_path`] with an explicit cache folder.
