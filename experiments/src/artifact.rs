@@ -131,6 +131,8 @@ pub struct Run {
 impl Run {
     pub fn start(artifact: &str, scale: Scale) -> Self {
         md4_train::tune_allocator();
+        // Pin the commit and worktree state the numbers will be credited to: the code now.
+        provenance::code_version(Some(&workspace_root()));
         Self { artifact: artifact.into(), scale, started: SystemTime::now(), clock: Instant::now() }
     }
 
@@ -142,13 +144,13 @@ impl Run {
     /// The finished run's record, written as `record.yaml` in `dir`; `outputs` are the files the
     /// run wrote (stored relative to `dir` where possible).
     pub fn finish(&self, dir: &ArtifactDir, device: Device, outputs: &[PathBuf]) -> Result<RunRecord> {
-        let root = workspace_root();
+        let (commit, worktree_dirty) = provenance::code_version(Some(&workspace_root()));
         let record = RunRecord {
             artifact: self.artifact.clone(),
             scale: self.scale,
             command_line: provenance::command_line(),
-            commit: provenance::git_commit(Some(&root)),
-            worktree_dirty: provenance::git_dirty(Some(&root)),
+            commit,
+            worktree_dirty,
             started: provenance::utc_timestamp(self.started),
             ended: provenance::utc_timestamp(SystemTime::now()),
             wall_seconds: self.elapsed(),

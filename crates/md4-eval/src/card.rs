@@ -164,11 +164,13 @@ pub struct Environment {
 }
 
 impl Environment {
-    /// The current process's environment; `repo` is where git is asked (None: current dir).
+    /// The current process's environment; `repo` is where git is asked (None: current dir),
+    /// once per process ([`provenance::code_version`]).
     pub fn capture(repo: Option<&Path>, device: Device, wall_seconds: f64) -> Self {
+        let (commit, worktree_dirty) = provenance::code_version(repo);
         Self {
-            commit: provenance::git_commit(repo),
-            worktree_dirty: provenance::git_dirty(repo),
+            commit,
+            worktree_dirty,
             command_line: provenance::command_line(),
             device: md4_torch::describe(device),
             precision: md4_models::compute::recorded(),

@@ -1,7 +1,9 @@
 //! Where a number came from (style rule 10): commit, command line, device, library versions
 //! and UTC timestamps, for protocol cards and run records.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -17,6 +19,17 @@ pub fn git_dirty(dir: Option<&Path>) -> Option<bool> {
     git(dir, &["rev-parse", "--verify", "HEAD"])?;
     git(dir, &["status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"])
         .map(|s| !s.is_empty())
+}
+
+/// The commit and worktree state ([`git_commit`], [`git_dirty`]) of `dir`'s repository as
+/// this process first asked for them. A number's provenance is the code the process started
+/// from: asked again when a card is written, git would credit a commit made during a long run
+/// with numbers the process computed from the code before it. Artifacts ask at start.
+pub fn code_version(dir: Option<&Path>) -> (String, Option<bool>) {
+    type Seen = HashMap<Option<PathBuf>, (String, Option<bool>)>;
+    static SEEN: OnceLock<Mutex<Seen>> = OnceLock::new();
+    let mut seen = SEEN.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    seen.entry(dir.map(Path::to_path_buf)).or_insert_with(|| (git_commit(dir), git_dirty(dir))).clone()
 }
 
 fn git(dir: Option<&Path>, args: &[&str]) -> Option<String> {
@@ -99,6 +112,14 @@ mod tests {
         assert_eq!(git_dirty(Some(d)), Some(false), "an artifact's own outputs");
         std::fs::write(d.join("code.rs"), "2").unwrap();
         assert_eq!(git_dirty(Some(d)), Some(true));
+
+        // The process's code version is the one it first saw: a commit made later (during a
+        // long artifact run) is not credited with the process's numbers.
+        let first = code_version(Some(d));
+        assert_eq!(first, (git_commit(Some(d)), Some(true)));
+        run(&["commit", "-q", "-am", "later"]);
+        assert_ne!(git_commit(Some(d)), first.0);
+        assert_eq!(code_version(Some(d)), first);
     }
 
     #[test]
