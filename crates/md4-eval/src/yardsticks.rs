@@ -78,19 +78,33 @@ pub struct Yardstick {
 }
 
 /// gzip, bzip2 and xz on `test` (the scored tokens as bytes, `n_tokens` of them), alone and, when
-/// `train` is given, conditioned on it.
+/// `train` is given, conditioned on it. Every compression runs on a thread of its own: each is
+/// single-threaded and deterministic, so the lengths are those of a sequential run.
 pub fn compressor_yardsticks(train: Option<&[u8]>, test: &[u8], n_tokens: usize) -> Result<Vec<Yardstick>> {
     ensure!(n_tokens > 0 && !test.is_empty(), "compressor yardsticks of an empty split");
     let per_token = |bytes: usize| bytes as f64 * 8.0 * std::f64::consts::LN_2 / n_tokens as f64;
+    let both: Option<Vec<u8>> = train.map(|train| train.iter().chain(test).copied().collect());
+    // Per compressor: [test alone] or [test alone, train alone, train then test].
+    let lengths: Vec<Result<usize>> = std::thread::scope(|s| {
+        let mut jobs = vec![];
+        for c in Compressor::ALL {
+            jobs.push(s.spawn(move || c.compressed_len(test)));
+            if let (Some(train), Some(both)) = (train, both.as_deref()) {
+                jobs.push(s.spawn(move || compressed_len_memo(c, train)));
+                jobs.push(s.spawn(move || c.compressed_len(both)));
+            }
+        }
+        jobs.into_iter().map(|j| j.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    });
+    let mut lengths = lengths.into_iter();
     Compressor::ALL
         .iter()
         .map(|&c| {
-            let alone = c.compressed_len(test).with_context(|| format!("{} of the test bytes", c.name()))?;
+            let mut next = || lengths.next().expect("one length per job");
+            let alone = next().with_context(|| format!("{} of the test bytes", c.name()))?;
             let given = match train {
-                Some(train) => {
-                    let both: Vec<u8> = train.iter().chain(test).copied().collect();
-                    let joint = c.compressed_len(&both)?;
-                    let base = compressed_len_memo(c, train)?;
+                Some(_) => {
+                    let (base, joint) = (next()?, next()?);
                     Some(per_token(joint.saturating_sub(base)))
                 }
                 None => None,
