@@ -163,9 +163,14 @@ impl Delta {
         Ok(Self::from_paired(&crate::paired_difference(row, reference)?, unit))
     }
 
-    /// `-0.042 ± 0.006 (resolved)` or `+0.003 ± 0.006 (within 2 SE)`.
+    /// `-0.042 ± 0.006 (resolved)` or `+0.003 ± 0.006 (within 2 SE)`. A standard error below
+    /// the precision gets the decimals that show it (up to 9), so that a resolved difference
+    /// never reads `+0.000 ± 0.000`; an exact 0 (a model against itself) keeps `decimals`.
     pub fn render(&self, decimals: usize) -> String {
-        let d = decimals;
+        let mut d = decimals;
+        while d < 9 && self.se > 0.0 && self.se < 0.5 * 10f64.powi(-(d as i32)) {
+            d += 1;
+        }
         let verdict = if self.resolved { "resolved" } else { "within 2 SE" };
         format!("{:+.d$} ± {:.d$} ({verdict})", self.mean, self.se)
     }
@@ -452,6 +457,15 @@ tables:
             md.contains("| -0.424 ± 0.012 (resolved) |") || md.contains("| −0.424 ± 0.012 (resolved) |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn differences_below_the_precision_get_the_decimals_that_show_them() {
+        let d = |mean, se, resolved| Delta { mean, se, resolved }.render(3);
+        assert_eq!(d(-0.0011, 0.0003, true), "-0.0011 ± 0.0003 (resolved)");
+        assert_eq!(d(3.1e-7, 2.0e-8, true), "+0.00000031 ± 0.00000002 (resolved)");
+        assert_eq!(d(0.0, 0.0, false), "+0.000 ± 0.000 (within 2 SE)");
+        assert_eq!(d(0.0123, 0.0049, true), "+0.012 ± 0.005 (resolved)");
     }
 
     #[test]
