@@ -57,19 +57,15 @@ pub struct ZeroShotColumn {
 }
 
 impl ZeroShotConfig {
-    pub fn load(scale: crate::Scale) -> Result<Self> {
-        let cfg: Self = crate::load_config(&crate::workspace_root(), "table1", scale)?;
+    /// table1's experiment file at the artifact's scale (table7 scores the same columns).
+    pub fn load(ctx: &ArtifactContext) -> Result<Self> {
+        let cfg: Self = ctx.config("table1")?;
         for c in &cfg.columns {
             if c.eval.is_none() && c.unavailable.is_none() {
                 bail!("table1 column '{}' needs `eval` or `unavailable`", c.name);
             }
         }
         Ok(cfg)
-    }
-
-    /// The training suite of the models.
-    pub fn suite(&self, scale: crate::Scale) -> Result<SuiteConfig> {
-        SuiteConfig::load(&crate::workspace_root(), &self.suite, scale)
     }
 
     /// The matrix's columns.
@@ -298,8 +294,8 @@ impl ZeroShot {
 
     /// Load `table1/<scale>.yaml`, its suite, every computable column and `paper_table`'s rows.
     pub fn load(ctx: &ArtifactContext, paper_table: &str) -> Result<Self> {
-        let cfg = ZeroShotConfig::load(ctx.scale)?;
-        let suite = cfg.suite(ctx.scale)?;
+        let cfg = ZeroShotConfig::load(ctx)?;
+        let suite = ctx.suite(&cfg.suite)?;
         let paper_rows = ctx.paper()?.table(paper_table)?.rows.clone();
         let columns = load_columns(&cfg, &suite)?;
         Ok(Self { cfg, suite, columns, paper_rows })
